@@ -1,0 +1,217 @@
+"""Hamiltonian of Eq. 7 on one S^z_tot sector, as a matrix-free PETSc shell operator.
+
+H = H_hop (x) 1  +  sum_i P_{x_i} (x) V_i  +  1 (x) H_spin, with (Pauli spins)
+
+* H_hop  = -gamma sum_<xy> |x><y|                   (open chain, L sites)
+* V_i    = -J_sd s . S_i                           (electron spin with spin i at site x_i)
+* H_spin = -sum_<ij> in a layer [J (S^x S^x + S^y S^y) + J_z S^z S^z]
+
+The state of a member is ``psi[x, s]`` (x-major, see :mod:`spinvalve.basis`); MPI
+ranks own contiguous ranges of chain sites, so ``H_spin`` and ``V_i`` act locally
+and hopping exchanges one halo row with each neighbour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import scipy.sparse as sp
+
+from .basis import ChargeBlock, LayerBasis, Sector, SpinLayers
+from .config import JobConfig
+
+
+@dataclass(frozen=True)
+class Model:
+    """Declarative description of the chain, the layers and the couplings (eV)."""
+
+    n_sites: int
+    hopping: float
+    n_p: int
+    n_a: int
+    spin_sites: tuple[int, ...]  # chain site of every localized spin, FM_p first
+    j_sd: float
+    j: float
+    jz: float
+
+    @classmethod
+    def from_config(cls, cfg: JobConfig) -> "Model":
+        c = cfg.couplings
+        return cls(cfg.chain.n_sites, cfg.chain.hopping, cfg.layers.n_p, cfg.layers.n_a,
+                   cfg.layers.sites, c.j_sd, c.j, c.jz)
+
+    @property
+    def n_spins(self) -> int:
+        return self.n_p + self.n_a
+
+    @cached_property
+    def layers(self) -> SpinLayers:
+        return SpinLayers(self.n_p, self.n_a)
+
+    # -- localized-spin Hamiltonian -------------------------------------------------
+    def layer_hamiltonian(self, layer: LayerBasis, k: int) -> sp.csr_matrix:
+        """XXZ chain of one layer restricted to k up spins (open, nearest neighbours)."""
+        pats = layer.patterns[k]
+        n, dim = layer.n, len(pats)
+        diag = np.zeros(dim)
+        rows, cols = [], []
+        for b in range(n - 1):
+            s1 = 2 * ((pats >> b) & 1) - 1
+            s2 = 2 * ((pats >> (b + 1)) & 1) - 1
+            diag -= self.jz * s1 * s2
+            anti = np.nonzero(s1 != s2)[0]
+            flipped = pats[anti] ^ ((1 << b) | (1 << (b + 1)))
+            rows.append(anti)
+            cols.append(layer.rank[flipped])
+        r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+        # S^x S^x + S^y S^y = 2 (S^+ S^- + S^- S^+) for Pauli operators
+        off = sp.csr_matrix((np.full(len(r), -2.0 * self.j), (r, c)), shape=(dim, dim))
+        return (sp.diags(diag) + off).tocsr()
+
+    def block_hamiltonian(self, block: ChargeBlock) -> sp.csr_matrix:
+        """H_spin on one charge block: sum over sub-blocks of H_p (x) 1 + 1 (x) H_a."""
+        mats = []
+        for sb in block.subblocks:
+            hp = self.layer_hamiltonian(self.layers.p, sb.k_p)
+            ha = self.layer_hamiltonian(self.layers.a, sb.k_a)
+            mats.append(sp.kron(hp, sp.identity(sb.n_ac)) + sp.kron(sp.identity(sb.n_pc), ha))
+        if not mats:
+            return sp.csr_matrix((0, 0))
+        return sp.block_diag(mats, format="csr")
+
+    def spin_hamiltonian(self, sector: Sector) -> sp.csr_matrix:
+        parts = [self.block_hamiltonian(b) for b in (sector.part(True), sector.part(False))
+                 if b is not None]
+        return sp.block_diag(parts, format="csr")
+
+    def sd_operator(self, sector: Sector, i: int) -> sp.csr_matrix:
+        """V_i = -J_sd s . S_i on the sector's spin part (Pauli: s.S = s^z S^z + 2(s+S- + s-S+))."""
+        dim = sector.dim
+        diag = np.zeros(dim)
+        rows, cols = [], []
+        up, dn = sector.part(True), sector.part(False)
+        if up is not None:
+            diag[sector.offset(True):sector.offset(True) + up.size] = -self.j_sd * up.spins[:, i]
+        if dn is not None:
+            diag[sector.offset(False):sector.offset(False) + dn.size] = self.j_sd * dn.spins[:, i]
+        if up is not None and dn is not None:
+            cp, ca = up.bits
+            down_i = np.nonzero(up.spins[:, i] < 0)[0]
+            if i < self.n_p:
+                cp2, ca2 = cp[down_i] | (1 << i), ca[down_i]
+            else:
+                cp2, ca2 = cp[down_i], ca[down_i] | (1 << (i - self.n_p))
+            partner = dn.index(cp2, ca2) + sector.offset(False)
+            src = down_i + sector.offset(True)
+            rows += [src, partner]
+            cols += [partner, src]
+        r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+        off = sp.csr_matrix((np.full(len(r), -2.0 * self.j_sd), (r, c)), shape=(dim, dim))
+        return (sp.diags(diag) + off).tocsr()
+
+    # -- spectral bounds -------------------------------------------------------------
+    def spectral_bounds(self) -> tuple[float, float]:
+        """Rigorous [E_min, E_max] of H: the sum of the exact ranges of its three terms (Weyl).
+
+        Hopping: +-2 gamma cos(pi/(L+1)); sd: the values {0, -J_sd, 3 J_sd} of
+        P_x (x) (-J_sd s.S); each layer: exact extreme eigenvalues of its XXZ chain.
+        """
+        hop = 2 * abs(self.hopping) * np.cos(np.pi / (self.n_sites + 1))
+        lo, hi = -hop, hop
+        if self.n_spins:
+            sd = (0.0, -self.j_sd, 3 * self.j_sd)
+            lo, hi = lo + min(sd), hi + max(sd)
+        for layer in (self.layers.p, self.layers.a):
+            if layer.n < 2:
+                continue
+            if layer.n <= 12:
+                ev = np.concatenate([np.linalg.eigvalsh(self.layer_hamiltonian(layer, k).toarray())
+                                     for k in range(layer.n + 1)])
+                lo, hi = lo + ev.min(), hi + ev.max()
+            else:  # bond-by-bond bound
+                bond = (min(-self.jz, self.jz - 2 * abs(self.j)), self.jz + 2 * abs(self.j))
+                lo, hi = lo + (layer.n - 1) * min(bond), hi + (layer.n - 1) * max(bond)
+        return float(lo), float(hi)
+
+
+def row_range(n_sites: int, size: int, rank: int) -> tuple[int, int]:
+    """Chain sites [x0, x1) owned by ``rank`` of ``size`` (PETSc's default split)."""
+    base, extra = divmod(n_sites, size)
+    x0 = rank * base + min(rank, extra)
+    return x0, x0 + base + (1 if rank < extra else 0)
+
+
+class HamiltonianShell:
+    """Matrix-free H on one sector: PETSc python-matrix context with ``mult``.
+
+    ``apply(psi, out)`` works on the local block ``psi[x - x0, s]`` of this rank.
+    """
+
+    def __init__(self, model: Model, sector: Sector, comm):
+        self.model, self.sector = model, sector
+        self.comm = comm  # mpi4py communicator
+        self.x0, self.x1 = row_range(model.n_sites, comm.size, comm.rank)
+        if self.x1 <= self.x0:
+            raise ValueError(f"{comm.size} MPI ranks for a chain of {model.n_sites} sites: "
+                             "every rank needs at least one site")
+        self.dim = sector.dim
+        self.h_spin = model.spin_hamiltonian(sector)
+        self.local_spins = [(x - self.x0, model.sd_operator(sector, i))
+                            for i, x in enumerate(model.spin_sites) if self.x0 <= x < self.x1]
+        self._halo = np.zeros((2, self.dim), dtype=complex)
+        self.n_mult = 0
+
+    @property
+    def local_shape(self) -> tuple[int, int]:
+        return (self.x1 - self.x0, self.dim)
+
+    @property
+    def local_size(self) -> int:
+        return (self.x1 - self.x0) * self.dim
+
+    def _exchange_halo(self, psi: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        comm = self.comm
+        if comm.size == 1:
+            return None, None
+        from mpi4py import MPI
+        prev = comm.rank - 1 if comm.rank > 0 else MPI.PROC_NULL
+        nxt = comm.rank + 1 if comm.rank < comm.size - 1 else MPI.PROC_NULL
+        lo, hi = self._halo
+        comm.Sendrecv(np.ascontiguousarray(psi[-1]), dest=nxt, recvbuf=lo, source=prev, sendtag=1, recvtag=1)
+        comm.Sendrecv(np.ascontiguousarray(psi[0]), dest=prev, recvbuf=hi, source=nxt, sendtag=2, recvtag=2)
+        return (lo if comm.rank > 0 else None), (hi if comm.rank < comm.size - 1 else None)
+
+    def apply(self, psi: np.ndarray, out: np.ndarray) -> None:
+        """out = H psi on this rank's rows (collective: exchanges halos)."""
+        self.n_mult += 1
+        lo, hi = self._exchange_halo(psi)
+        out[...] = (self.h_spin @ psi.T).T
+        g = self.model.hopping
+        if psi.shape[0] > 1:
+            out[1:] -= g * psi[:-1]
+            out[:-1] -= g * psi[1:]
+        if lo is not None:
+            out[0] -= g * lo
+        if hi is not None:
+            out[-1] -= g * hi
+        for xl, v in self.local_spins:
+            out[xl] += v @ psi[xl]
+
+    # petsc4py python-matrix protocol
+    def mult(self, mat, x, y) -> None:
+        self.apply(x.array_r.reshape(self.local_shape), y.array_w.reshape(self.local_shape))
+
+    def create_mat(self, petsc_comm, prefix: str = "ham_"):
+        """The PETSc shell matrix (MATPYTHON) wrapping this context."""
+        from petsc4py import PETSc
+        n = self.local_size
+        N = self.model.n_sites * self.dim
+        mat = PETSc.Mat().createPython(((n, N), (n, N)), context=self, comm=petsc_comm)
+        mat.setOptionsPrefix(prefix)
+        mat.setUp()
+        mat.setFromOptions()
+        return mat

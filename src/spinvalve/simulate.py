@@ -1,0 +1,260 @@
+"""One job: evolve every ensemble member, reduce rho_FM, record observables, write NetCDF.
+
+MPI layout: the world communicator is split into groups of
+``numerics.ranks_per_member`` ranks (0: one group of all ranks); each group
+evolves its share of the members, each member's state distributed over the
+group's ranks by chain site. At every output time each rank adds the Gram
+products of its local amplitudes to rho_FM's blocks and one world Allreduce
+sums them, so the result does not depend on the split.
+"""
+
+from __future__ import annotations
+
+import sys
+import time as wallclock
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from . import HBAR
+from .config import JobConfig
+from .ensemble import Ensemble, Member, build_ensemble, packet
+from .entanglement import entropies, negativity
+from .hamiltonian import HamiltonianShell, Model
+from .io import provenance, write_dataset
+from .magnons import magnon_probabilities, reachable_configurations, w_state_probability
+from .propagate import make_propagator
+from .qfi import qfi_bound, qfi_exact
+from .reduced import BlockDensityMatrix
+from .basis import Sector
+
+
+class InvariantError(RuntimeError):
+    """A conserved quantity drifted beyond numerics.invariant_tolerance."""
+
+
+@dataclass
+class MemberState:
+    member: Member
+    shell: HamiltonianShell
+    vec: object          # PETSc Vec, distributed over the group
+    propagator: object
+
+    @property
+    def local(self) -> np.ndarray:
+        return self.vec.array.reshape(self.shell.local_shape)
+
+
+def split_groups(world, ranks_per_member: int):
+    """Sub-communicator of this rank's group and (group index, number of groups)."""
+    size = world.size
+    per = size if ranks_per_member in (0, None) or ranks_per_member >= size else ranks_per_member
+    if size % per:
+        raise ValueError(f"numerics.ranks_per_member: {per} does not divide {size} MPI ranks")
+    color = world.rank // per
+    return world.Split(color, world.rank), color, size // per
+
+
+class Engine:
+    """The single-electron engine for one job config."""
+
+    def __init__(self, cfg: JobConfig, world=None):
+        from mpi4py import MPI
+        from petsc4py import PETSc
+        self.cfg = cfg
+        self.world = world if world is not None else MPI.COMM_WORLD
+        self.model = Model.from_config(cfg)
+        self.ensemble: Ensemble = build_ensemble(self.model, cfg)
+        self.group, color, n_groups = split_groups(self.world, cfg.numerics.ranks_per_member)
+        self.petsc_group = PETSc.Comm(self.group)
+        phi = packet(cfg)
+        self.states: list[MemberState] = []
+        shells: dict[int, tuple[HamiltonianShell, object]] = {}
+        N = self.model.n_spins
+        for n, member in enumerate(self.ensemble.members):
+            if n % n_groups != color:
+                continue
+            M = member.sector(N)
+            if M not in shells:
+                shell = HamiltonianShell(self.model, Sector(self.model.layers, M), self.group)
+                shells[M] = (shell, shell.create_mat(self.petsc_group))
+            shell, mat = shells[M]
+            vec = mat.createVecRight()
+            local = vec.array.reshape(shell.local_shape)
+            local[...] = 0.0
+            off = shell.sector.offset(member.e_up)
+            local[:, off:off + len(member.spins)] = np.outer(phi[shell.x0:shell.x1], member.spins)
+            prop = make_propagator(shell, mat, cfg.time.dt_out, cfg.numerics)
+            self.states.append(MemberState(member, shell, vec, prop))
+
+    # -- one output time -------------------------------------------------------------
+    def measure(self) -> dict:
+        """Observables of the ensemble at the current time (identical on every rank)."""
+        rho = BlockDensityMatrix(self.model.layers)
+        scal = np.zeros(4)  # norm, energy, s^z_e, spare
+        for st in self.states:
+            w, psi, sec = st.member.weight, st.local, st.shell.sector
+            hpsi = np.empty_like(psi)
+            st.shell.apply(psi, hpsi)
+            scal[0] += w * np.vdot(psi, psi).real
+            scal[1] += w * np.vdot(psi, hpsi).real
+            for e_up in (True, False):
+                block = sec.part(e_up)
+                if block is None:
+                    continue
+                amp = psi[:, sec.offset(e_up):sec.offset(e_up) + block.size]
+                scal[2] += (1 if e_up else -1) * w * np.vdot(amp, amp).real
+                rho.add_gram(block, amp, w)
+        # a rank's contributions are counted once per group member: sum over the world
+        total = np.empty_like(scal)
+        self.world.Allreduce(scal, total)
+        rho = rho.allreduce(self.world)
+        return self.observables(rho, *total[:3])
+
+    def observables(self, rho: BlockDensityMatrix, norm: float, energy: float, sz_e: float) -> dict:
+        cfg = self.cfg
+        eig = {K: np.linalg.eigh(0.5 * (r + r.conj().T)) for K, r in rho.blocks.items()
+               if r.shape[0] <= max(cfg.observables.qfi_exact_max_dim, 1)}
+        spectra = {K: e[0] for K, e in eig.items()}
+        if len(spectra) < len(rho.blocks):
+            spectra = None
+        s_p, s_a, s_pa = entropies(rho, spectra)
+        e_n, by_q = negativity(rho)
+        positions = np.array(self.model.spin_sites, dtype=float)
+        N = self.model.n_spins
+        spin = np.zeros((N, 3))
+        if N:
+            from .qfi import sz_moments
+            spin[:, 2] = sz_moments(rho)[0]
+        return {
+            "electron_spin": np.array([0.0, 0.0, sz_e]),
+            "spin_expectation": spin,
+            "entropy_p": s_p, "entropy_a": s_a, "entropy_pa": s_pa,
+            "mutual_information": s_p + s_a - s_pa,
+            "log_negativity": e_n,
+            "negativity_by_imbalance": by_q,
+            "magnon_probability": magnon_probabilities(rho),
+            "w_state_probability": w_state_probability(rho),
+            "qfi_bound": qfi_bound(rho, positions, cfg.observables.k_values) if N else
+            np.zeros(len(cfg.observables.k_values)),
+            "qfi_exact": qfi_exact(rho, positions, cfg.observables.k_values, eig,
+                                   cfg.observables.qfi_exact_max_dim) if N else
+            np.zeros(len(cfg.observables.k_values)),
+            "norm": norm, "energy": energy,
+            "sz_total": sz_e + spin[:, 2].sum(),
+            "trace_rho": rho.trace,
+            "hermiticity_error": rho.hermiticity_error,
+            "reachable": reachable_configurations(rho),
+        }
+
+    def step(self) -> None:
+        for st in self.states:
+            st.propagator.step(st.vec)
+
+    # -- whole run -------------------------------------------------------------------
+    def run(self, log=sys.stderr) -> xr.Dataset:
+        cfg = self.cfg
+        n_out = cfg.time.n_out
+        records = []
+        t0 = wallclock.monotonic()
+        last_log = t0
+        for n in range(n_out + 1):
+            if n:
+                self.step()
+            obs = self.measure()
+            self.check_invariants(obs, records[0] if records else obs, n * cfg.time.dt_out)
+            records.append(obs)
+            now = wallclock.monotonic()
+            if self.world.rank == 0 and log is not None and (now - last_log > 10 or n == n_out):
+                done = n / n_out
+                eta = (now - t0) / done * (1 - done) if done else float("nan")
+                print(f"spinvalve: t = {n * cfg.time.dt_out:.2f} / {cfg.time.t_end} fs, "
+                      f"step {n}/{n_out}, elapsed {now - t0:.1f} s, eta {eta:.1f} s",
+                      file=log, flush=True)
+                last_log = now
+        return self.dataset(records)
+
+    def check_invariants(self, obs: dict, first: dict, t: float) -> None:
+        tol = self.cfg.numerics.invariant_tolerance
+        checks = {
+            "norm": (obs["norm"], abs(obs["norm"] - 1.0)),
+            "sz_total": (obs["sz_total"], abs(obs["sz_total"] - first["sz_total"])),
+            "energy": (obs["energy"], abs(obs["energy"] - first["energy"]) / max(1.0, abs(first["energy"]))),
+            "hermiticity": (obs["hermiticity_error"], obs["hermiticity_error"]),
+        }
+        for name, (value, drift) in checks.items():
+            if not np.isfinite(value) or drift > tol:
+                raise InvariantError(f"invariant {name} drifted at t = {t:.4g} fs: value {value!r}, "
+                                     f"drift {drift:.3e} > numerics.invariant_tolerance = {tol:.1e}")
+
+    def dataset(self, records: list[dict]) -> xr.Dataset:
+        cfg, model = self.cfg, self.model
+        times = np.arange(len(records)) * cfg.time.dt_out
+        N = model.n_spins
+        qs = sorted({q for r in records for q in r["negativity_by_imbalance"]})
+        stack = lambda key: np.array([r[key] for r in records])
+        tdim = ("time",)
+        ds = xr.Dataset(
+            {
+                "electron_spin": (("time", "component"), stack("electron_spin"),
+                                  {"units": "1", "long_name": "electron spin <s_e> (Pauli), Eq. 23"}),
+                "spin_expectation": (("time", "spin", "component"), stack("spin_expectation").reshape(len(times), N, 3),
+                                     {"units": "1", "long_name": "localized spin <S_i> (Pauli)"}),
+                "entropy_p": (tdim, stack("entropy_p"), {"units": "nat", "long_name": "von Neumann entropy of FM_p"}),
+                "entropy_a": (tdim, stack("entropy_a"), {"units": "nat", "long_name": "von Neumann entropy of FM_a"}),
+                "entropy_pa": (tdim, stack("entropy_pa"), {"units": "nat", "long_name": "von Neumann entropy of FM_p u FM_a"}),
+                "mutual_information": (tdim, stack("mutual_information"), {"units": "nat", "long_name": "mutual information I(FM_p|FM_a), Eq. 5"}),
+                "log_negativity": (tdim, stack("log_negativity"), {"units": "1", "long_name": "mutual logarithmic negativity E_N, Eq. 2"}),
+                "trace_norm_by_imbalance": (("time", "charge_imbalance"),
+                                            np.array([[r["negativity_by_imbalance"].get(q, 0.0) for q in qs] for r in records]).reshape(len(times), len(qs)),
+                                            {"units": "1", "long_name": "trace norm of the charge-imbalance block of rho_FM^{T_a}"}),
+                "magnon_probability": (("time", "magnons"), stack("magnon_probability"),
+                                       {"units": "1", "long_name": "probability of m flipped spins, Eq. 25"}),
+                "w_state_probability": (tdim, stack("w_state_probability"), {"units": "1", "long_name": "W-state weight <W|rho_FM|W>"}),
+                "qfi_bound": (("time", "k"), stack("qfi_bound"), {"units": "1", "long_name": "QFI density bound f_Q, Eq. 29"}),
+                "qfi_exact": (("time", "k"), stack("qfi_exact"), {"units": "1", "long_name": "exact mixed-state QFI density"}),
+                "norm": (tdim, stack("norm"), {"units": "1", "long_name": "norm of the ensemble state"}),
+                "sz_total": (tdim, stack("sz_total"), {"units": "1", "long_name": "total S^z (Pauli), Eq. 28"}),
+                "energy": (tdim, stack("energy"), {"units": "eV", "long_name": "energy <H>"}),
+                "trace_rho": (tdim, stack("trace_rho"), {"units": "1", "long_name": "trace of rho_FM"}),
+                "hermiticity_error": (tdim, stack("hermiticity_error"), {"units": "1", "long_name": "max |rho_FM - rho_FM^dag|"}),
+            },
+            coords={
+                "time": ("time", times, {"units": "fs", "long_name": "time"}),
+                "spin": ("spin", np.arange(N), {"long_name": "localized spin index (FM_p first)"}),
+                "site": ("spin", np.array(model.spin_sites, dtype=int), {"long_name": "chain site (0-based)"}),
+                "layer": ("spin", np.array(["p"] * model.n_p + ["a"] * model.n_a, dtype=object)),
+                "component": ("component", np.array(["x", "y", "z"], dtype=object)),
+                "magnons": ("magnons", np.arange(N + 1), {"long_name": "number of flipped spins m"}),
+                "k": ("k", np.array(cfg.observables.k_values), {"units": "1/site", "long_name": "momentum transfer"}),
+                "charge_imbalance": ("charge_imbalance", np.array(qs, dtype=int),
+                                     {"long_name": "k_p - k_a' of the rho^{T_a} block"}),
+            },
+            attrs={
+                "n_members": len(self.ensemble.members),
+                "n_spin_states": self.ensemble.n_spin_states,
+                "discarded_weight": self.ensemble.discarded_weight,
+                "reachable_configurations": int(records[-1]["reachable"]),
+                "integrator": cfg.numerics.integrator,
+                "time_unit_hbar_over_gamma_fs": HBAR / cfg.chain.hopping,
+            },
+        )
+        return ds
+
+
+def run_job(cfg: JobConfig, output: str | Path) -> xr.Dataset:
+    """Run one job and write its NetCDF file (rank 0) atomically."""
+    from mpi4py import MPI
+    world = MPI.COMM_WORLD
+    if cfg.multi_electron is not None:
+        from .tdmrg import run_tdmrg
+        ds = run_tdmrg(cfg) if world.rank == 0 else None
+    else:
+        ds = Engine(cfg, world).run()
+    if world.rank == 0:
+        ds.attrs.update(provenance(cfg, world.size))
+        write_dataset(ds, output)
+    world.Barrier()
+    return ds
