@@ -66,14 +66,15 @@ def test_mpiexec_two_ranks():
         "from mpi4py import MPI; from petsc4py import PETSc;"
         "v = PETSc.Vec().createMPI(4, comm=PETSc.COMM_WORLD); v.set(1j);"
         "s = v.sum(); assert s == 4j, s;"
-        "print(MPI.COMM_WORLD.Get_size())"
+        "n = MPI.COMM_WORLD.allreduce(1);"
+        "MPI.COMM_WORLD.Get_rank() == 0 and print('ranks', n)"
     )
     out = subprocess.run(
         [mpiexec, "-n", "2", sys.executable, "-c", code],
         env=env, capture_output=True, text=True, timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["2", "2"]
+    assert out.stdout.split() == ["ranks", "2"], out.stdout
 
 
 def test_spinvalve_console_script():
