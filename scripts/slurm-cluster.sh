@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# Single-node SLURM cluster for tests and CI, without systemd.
+#
+#   scripts/slurm-cluster.sh start    # install (if missing), configure, start, wait for the node
+#   scripts/slurm-cluster.sh stop     # stop slurmd, slurmctld, munged
+#   scripts/slurm-cluster.sh status   # print daemon/node state; exit 0 only if healthy
+#   scripts/slurm-cluster.sh restart
+#
+# `start` is idempotent: a second call neither reinstalls nor restarts a
+# healthy cluster; it rewrites slurm.conf (and restarts) only if the generated
+# config differs from the one on disk.
+#
+# Designed for a root shell on Debian 12 (a container, possibly gVisor), with
+# no systemd and no cgroup delegation: proctrack/linuxproc, task/none,
+# select/cons_tres, no accounting database (use squeue, not sacct; finished
+# jobs stay visible in squeue for MinJobAge seconds).
+#
+# Exit codes: 0 ok, 1 generic failure, 3 packages could not be installed
+# (callers such as tests/slurm_fixture.py skip on 3 only).
+#
+# Environment overrides (rarely needed):
+#   SLURM_CLUSTER_LOGDIR   daemon logs            (default /var/log/slurm)
+#   SLURM_CLUSTER_TIMEOUT  seconds to wait for node idle (default 90)
+#   SLURM_CLUSTER_VERBOSE=1  chatty output
+set -euo pipefail
+
+CONF_DIR=/etc/slurm
+CONF=$CONF_DIR/slurm.conf
+CGROUP_CONF=$CONF_DIR/cgroup.conf
+LOGDIR=${SLURM_CLUSTER_LOGDIR:-/var/log/slurm}
+STATEDIR=/var/lib/slurm/slurmctld
+SPOOLDIR=/var/lib/slurm/slurmd
+RUNDIR=/run/slurm
+CTLD_PID=$RUNDIR/slurmctld.pid
+SLURMD_PID=$RUNDIR/slurmd.pid
+MUNGE_PID=/run/munge/munged.pid
+MUNGE_KEY=/etc/munge/munge.key
+TIMEOUT=${SLURM_CLUSTER_TIMEOUT:-90}
+VERBOSE=${SLURM_CLUSTER_VERBOSE:-0}
+PARTITION=debug
+APT_PACKAGES=(slurmctld slurmd slurm-client munge libpmix2 libpmix-dev)
+
+log() { if [[ $VERBOSE == 1 ]]; then echo "slurm-cluster: $*" >&2; fi; }
+die() { echo "slurm-cluster: ERROR: $*" >&2; exit "${2:-1}"; }
+
+need_root() {
+    [[ $(id -u) == 0 ]] || die "must run as root (it installs packages and starts daemons)"
+}
+
+node_name() { hostname -s; }
+
+proc_alive() {  # pid -> 0 if running and not a zombie (pid 1 may not reap)
+    local pid=$1 stat
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [[ ${stat:0:1} != Z && ${stat:0:1} != X ]]
+}
+
+pid_alive() {  # pidfile [comm] -> 0 if the process in it is alive (and named comm)
+    local f=$1 want=${2:-} pid
+    [[ -s $f ]] || return 1
+    pid=$(<"$f")
+    proc_alive "$pid" || return 1
+    [[ -z $want || $(cat "/proc/$pid/comm" 2>/dev/null) == "$want" ]]
+}
+
+# ---------------------------------------------------------------- install
+packages_present() {
+    command -v slurmctld >/dev/null && command -v slurmd >/dev/null &&
+        command -v sbatch >/dev/null && command -v srun >/dev/null &&
+        command -v squeue >/dev/null && command -v munged >/dev/null &&
+        # Slurm's mpi/pmix plugin dlopen()s the unversioned libpmix.so,
+        # which only libpmix-dev ships on Debian.
+        ls /usr/lib/*/pmix2/lib/libpmix.so >/dev/null 2>&1 &&
+        ls /usr/lib/*/slurm-wlm/mpi_pmix*.so >/dev/null 2>&1
+}
+
+install_packages() {
+    packages_present && return 0
+    log "installing ${APT_PACKAGES[*]}"
+    mkdir -p "$LOGDIR"
+    local aptlog=$LOGDIR/apt-install.log
+    export DEBIAN_FRONTEND=noninteractive
+    # Debian's maintainer scripts try to start the services; without systemd
+    # that is refused harmlessly (policy-rc.d / invoke-rc.d).
+    if ! { timeout 600 apt-get update -qq &&
+           timeout 900 apt-get install -y -qq --no-install-recommends \
+               -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+               "${APT_PACKAGES[@]}"; } >"$aptlog" 2>&1; then
+        tail -n 20 "$aptlog" >&2
+        die "apt-get could not install ${APT_PACKAGES[*]} (log: $aptlog)" 3
+    fi
+    packages_present || die "packages installed but slurm/munge/pmix binaries are missing" 3
+}
+
+# ---------------------------------------------------------------- config
+gen_conf() {
+    local node cpus sockets cores threads mem line
+    node=$(node_name)
+    line=$(slurmd -C 2>/dev/null | head -n 1 || true)
+    [[ $line == NodeName=* ]] || die "slurmd -C failed: $line"
+    cpus=$(sed -n 's/.* CPUs=\([0-9]*\).*/\1/p' <<<"$line")
+    sockets=$(sed -n 's/.* SocketsPerBoard=\([0-9]*\).*/\1/p' <<<"$line")
+    cores=$(sed -n 's/.* CoresPerSocket=\([0-9]*\).*/\1/p' <<<"$line")
+    threads=$(sed -n 's/.* ThreadsPerCore=\([0-9]*\).*/\1/p' <<<"$line")
+    mem=$(sed -n 's/.* RealMemory=\([0-9]*\).*/\1/p' <<<"$line")
+    # Round memory down to a multiple of 256 MiB so that the value is stable
+    # across calls and never exceeds what slurmd measures at registration
+    # (a node whose config claims more memory than it has is drained).
+    mem=$(( mem / 256 * 256 ))
+    [[ -n $cpus && -n $mem ]] || die "cannot parse slurmd -C: $line"
+    cat <<EOF
+# Generated by scripts/slurm-cluster.sh -- single-node test cluster.
+# Edits are overwritten by the next 'slurm-cluster.sh start'.
+ClusterName=spinvalve
+SlurmctldHost=$node(127.0.0.1)
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CryptoType=crypto/munge
+SlurmctldPort=6817
+SlurmdPort=6818
+StateSaveLocation=$STATEDIR
+SlurmdSpoolDir=$SPOOLDIR
+SlurmctldPidFile=$CTLD_PID
+SlurmdPidFile=$SLURMD_PID
+SlurmctldLogFile=$LOGDIR/slurmctld.log
+SlurmdLogFile=$LOGDIR/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+# No systemd, no cgroup v2 delegation (containers, gVisor):
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SwitchType=switch/none
+# MPI: srun launches ranks through PMIx (Open MPI 4.1 from Debian).
+MpiDefault=pmix
+# Consumable cores and memory, so several small jobs can share the node.
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=1024
+SchedulerType=sched/backfill
+# No accounting database: sacct does not work, use squeue/scontrol.
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+JobCompType=jobcomp/none
+# Keep finished jobs visible to squeue/scontrol for 5 minutes (status polling).
+MinJobAge=300
+ReturnToService=2
+SlurmctldTimeout=60
+SlurmdTimeout=60
+InactiveLimit=0
+KillWait=5
+WaitTime=0
+MaxJobCount=10000
+MailProg=/bin/true
+NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus Sockets=$sockets CoresPerSocket=$cores ThreadsPerCore=$threads RealMemory=$mem State=UNKNOWN
+PartitionName=$PARTITION Nodes=$node Default=YES MaxTime=INFINITE State=UP
+EOF
+}
+
+gen_cgroup_conf() {
+    # Not used by proctrack/linuxproc + task/none; kept so that nothing tries
+    # to autodetect/mount cgroups.
+    cat <<'EOF'
+# Generated by scripts/slurm-cluster.sh
+CgroupPlugin=autodetect
+IgnoreSystemd=yes
+ConstrainCores=no
+ConstrainRAMSpace=no
+ConstrainDevices=no
+EOF
+}
+
+# Writes config files; returns 0 if something changed, 1 if unchanged.
+write_config() {
+    mkdir -p "$CONF_DIR" "$LOGDIR" "$STATEDIR" "$SPOOLDIR" "$RUNDIR"
+    local changed=1 tmp
+    tmp=$(mktemp)
+    gen_conf >"$tmp"
+    if ! cmp -s "$tmp" "$CONF"; then
+        install -m 0644 "$tmp" "$CONF"; changed=0; log "wrote $CONF"
+    fi
+    gen_cgroup_conf >"$tmp"
+    if ! cmp -s "$tmp" "$CGROUP_CONF"; then
+        install -m 0644 "$tmp" "$CGROUP_CONF"; changed=0; log "wrote $CGROUP_CONF"
+    fi
+    rm -f "$tmp"
+    return $changed
+}
+
+# ---------------------------------------------------------------- munge
+munge_ok() { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }
+
+start_munge() {
+    if pid_alive "$MUNGE_PID" munged && munge_ok; then return 0; fi
+    if [[ ! -s $MUNGE_KEY ]]; then
+        log "creating $MUNGE_KEY"
+        mkdir -p /etc/munge
+        if command -v mungekey >/dev/null; then
+            mungekey --create --keyfile="$MUNGE_KEY" --force
+        else
+            dd if=/dev/urandom of="$MUNGE_KEY" bs=1 count=1024 status=none
+        fi
+    fi
+    chown munge:munge /etc/munge "$MUNGE_KEY"
+    chmod 0700 /etc/munge
+    chmod 0400 "$MUNGE_KEY"
+    mkdir -p /run/munge /var/lib/munge /var/log/munge
+    chown munge:munge /run/munge /var/lib/munge /var/log/munge
+    chmod 0755 /run/munge
+    rm -f "$MUNGE_PID" /run/munge/munge.socket.2 /run/munge/munge.socket.2.lock
+    log "starting munged"
+    # munged daemonizes itself and writes its pid file.
+    runuser -u munge -- /usr/sbin/munged --force \
+        --pid-file="$MUNGE_PID" --log-file=/var/log/munge/munged.log \
+        >>"$LOGDIR/munged.out" 2>&1 || die "munged failed to start (see /var/log/munge/munged.log)"
+    local i
+    for ((i = 0; i < 50; i++)); do munge_ok && return 0; sleep 0.2; done
+    die "munged is not answering (see /var/log/munge/munged.log)"
+}
+
+# ---------------------------------------------------------------- slurm daemons
+ctld_ok() { pid_alive "$CTLD_PID" slurmctld && scontrol ping 2>/dev/null | grep -q 'is UP'; }
+
+node_state() { sinfo -h -N -n "$(node_name)" -o '%T' 2>/dev/null | head -n 1; }
+
+node_healthy() {
+    case "$(node_state)" in idle|mixed|allocated|completing) return 0 ;; *) return 1 ;; esac
+}
+
+start_slurmctld() {
+    ctld_ok && return 0
+    log "starting slurmctld"
+    # Not -D: slurmctld daemonizes and writes SlurmctldPidFile itself.
+    # Without -c it recovers saved state (jobs survive a restart).
+    /usr/sbin/slurmctld >>"$LOGDIR/slurmctld.out" 2>&1 ||
+        die "slurmctld failed to start (see $LOGDIR/slurmctld.log)"
+    local i
+    for ((i = 0; i < TIMEOUT * 2; i++)); do ctld_ok && return 0; sleep 0.5; done
+    tail -n 20 "$LOGDIR/slurmctld.log" >&2 || true
+    die "slurmctld did not come up (see $LOGDIR/slurmctld.log)"
+}
+
+start_slurmd() {
+    pid_alive "$SLURMD_PID" slurmd && return 0
+    log "starting slurmd"
+    /usr/sbin/slurmd >>"$LOGDIR/slurmd.out" 2>&1 ||
+        die "slurmd failed to start (see $LOGDIR/slurmd.log)"
+}
+
+wait_node_idle() {
+    local i st node
+    node=$(node_name)
+    for ((i = 0; i < TIMEOUT * 2; i++)); do
+        st=$(node_state)
+        case "$st" in
+            idle|mixed|allocated|completing) return 0 ;;
+            down*|drain*|drained*|fail*)
+                # e.g. "Node unexpectedly rebooted" after a restart.
+                scontrol update NodeName="$node" State=RESUME >/dev/null 2>&1 || true ;;
+        esac
+        sleep 0.5
+    done
+    echo "slurm-cluster: node $node state: '${st:-?}'" >&2
+    sinfo -R >&2 2>/dev/null || true
+    tail -n 20 "$LOGDIR/slurmd.log" >&2 2>/dev/null || true
+    die "node $node did not become idle within ${TIMEOUT}s"
+}
+
+stop_pidfile() {  # name pidfile
+    local name=$1 f=$2 pid i
+    if pid_alive "$f" "$name"; then
+        pid=$(<"$f")
+        log "stopping $name ($pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 80; i++)); do proc_alive "$pid" || break; sleep 0.25; done
+        if proc_alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; sleep 0.5; fi
+    fi
+    rm -f "$f"
+}
+
+# ---------------------------------------------------------------- commands
+cmd_start() {
+    need_root
+    install_packages
+    local restart=0
+    if write_config; then restart=1; fi
+    if ((restart)) && { pid_alive "$CTLD_PID" slurmctld || pid_alive "$SLURMD_PID" slurmd; }; then
+        log "config changed: restarting slurm daemons"
+        stop_pidfile slurmd "$SLURMD_PID"
+        stop_pidfile slurmctld "$CTLD_PID"
+    fi
+    start_munge
+    start_slurmctld
+    start_slurmd
+    wait_node_idle
+    log "cluster up: $(sinfo -h -o '%P %a %D %T %N' | head -n 1)"
+}
+
+cmd_stop() {
+    need_root
+    stop_pidfile slurmd "$SLURMD_PID"
+    stop_pidfile slurmctld "$CTLD_PID"
+    stop_pidfile munged "$MUNGE_PID"
+}
+
+cmd_status() {
+    local rc=0
+    if pid_alive "$MUNGE_PID" munged && munge_ok; then echo "munged:    running (pid $(<"$MUNGE_PID"))"
+    else echo "munged:    not running"; rc=1; fi
+    if ctld_ok; then echo "slurmctld: running (pid $(<"$CTLD_PID"))"
+    else echo "slurmctld: not running"; rc=1; fi
+    if pid_alive "$SLURMD_PID" slurmd; then echo "slurmd:    running (pid $(<"$SLURMD_PID"))"
+    else echo "slurmd:    not running"; rc=1; fi
+    if ((rc == 0)); then
+        echo "node:      $(node_name) $(node_state)"
+        node_healthy || rc=1
+        sinfo 2>/dev/null || true
+    fi
+    return $rc
+}
+
+case "${1:-}" in
+    start) cmd_start ;;
+    stop) cmd_stop ;;
+    restart) cmd_stop; cmd_start ;;
+    status) cmd_status ;;
+    *) echo "usage: $0 {start|stop|restart|status}" >&2; exit 2 ;;
+esac
