@@ -1,0 +1,381 @@
+"""Aggregation: job NetCDF files -> one self-describing, figure-ready NetCDF per figure.
+
+Job files are merged with :func:`xarray.combine_by_coords` along their sweep
+dimensions (``n_spins``, ``temperature``, ``bath_temperature``,
+``n_electrons``), read from each file's ``config`` attribute (the resolved job
+config as YAML), never from file names. Observables are copied, not
+recomputed: nothing here averages a nonlinear quantity (SPEC "Observables").
+
+Every figure file carries ``units``/``long_name`` on every variable and, as
+provenance, the aggregating package's version and git revision, the figure
+settings of the workflow config, and the path, family and full job config of
+every source file (variables ``source_file``, ``source_family``,
+``source_config`` along dimension ``source``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+import yaml
+
+from .. import __version__
+from ..io import git_revision, write_dataset
+
+FAMILIES = ("closed", "gibbs", "bath", "multi_electron")
+
+TITLES = {
+    "fig2": "Fig. 2: electron spin and localized spins, T = 0",
+    "fig3": "Fig. 3: entropies, mutual information and MLN (T = 0, Gibbs, baths)",
+    "fig4": "Fig. 4: MLN for N/2 + N/2 localized spins",
+    "fig5": "Fig. 5: magnon-sector probabilities and W-state probability",
+    "fig6": "Fig. 6: multi-electron pulses (tDMRG): localized spins and half-chain entropy",
+    "fig7": "Fig. 7: quantum Fisher information density",
+    "fig_gibbs": "Peak MLN against the Gibbs temperature of the initial state",
+}
+
+SWEEP_COORDS = {
+    "n_spins": {"units": "1", "long_name": "number of localized spins N (N/2 per layer)"},
+    "temperature": {"units": "K", "long_name": "Gibbs temperature T_Gibbs of the initial spins"},
+    "bath_temperature": {"units": "K", "long_name": "bath temperature T_bb"},
+    "n_electrons": {"units": "1", "long_name": "electrons in the current pulse N_e"},
+    "batch": {"units": "1", "long_name": "trajectory batch index"},
+}
+
+
+class AggregationError(ValueError):
+    """Job files do not fit together (missing variable, duplicate sweep point)."""
+
+
+# ---------------------------------------------------------------------------
+# reading
+# ---------------------------------------------------------------------------
+
+def read_job(path: str | Path) -> xr.Dataset:
+    """Load one job file into memory (the file is closed again)."""
+    with xr.open_dataset(path, engine="netcdf4") as ds:
+        ds = ds.load()
+    ds.attrs["_source_file"] = str(path)
+    return ds
+
+
+def job_config(ds: xr.Dataset) -> dict:
+    """The resolved job config stored in a job file's ``config`` attribute."""
+    text = ds.attrs.get("config")
+    if not text:
+        raise AggregationError(f"{ds.attrs.get('_source_file', '?')}: no 'config' attribute")
+    return yaml.safe_load(text) or {}
+
+
+def sweep_point(ds: xr.Dataset) -> dict[str, Any]:
+    """Sweep values of a job, read from its config."""
+    cfg = job_config(ds)
+    lay = cfg.get("layers") or {}
+    point: dict[str, Any] = {"n_spins": int(lay.get("n_p", 4)) + int(lay.get("n_a", 4)),
+                             "spins_per_layer": int(lay.get("n_p", 4))}
+    point["temperature"] = float((cfg.get("temperature") or {}).get("gibbs", 0.0))
+    if cfg.get("bath"):
+        point["bath_temperature"] = float(cfg["bath"].get("temperature", 0.0))
+    if cfg.get("trajectories"):
+        tr = cfg["trajectories"]
+        count = max(int(tr.get("count", 1)), 1)
+        point["batch"] = int(tr.get("first", 0)) // count
+    if cfg.get("multi_electron"):
+        point["n_electrons"] = int(cfg["multi_electron"].get("n_electrons", 2))
+    return point
+
+
+def _hbar_over_gamma(ds: xr.Dataset) -> float:
+    from .. import HBAR
+    gamma = float((job_config(ds).get("chain") or {}).get("hopping", 1.0))
+    return HBAR / gamma
+
+
+def _pick(ds: xr.Dataset, names: Sequence[str], *, optional: Sequence[str] = ()) -> xr.Dataset:
+    missing = [n for n in names if n not in ds.variables]
+    if missing:
+        raise AggregationError(f"{ds.attrs.get('_source_file', '?')}: missing variable(s) "
+                               f"{missing}")
+    keep = list(names) + [n for n in optional if n in ds.variables]
+    bands = [f"{n}{s}" for n in keep for s in ("_lower", "_upper") if f"{n}{s}" in ds.variables]
+    return ds[keep + bands]
+
+
+def _expand(ds: xr.Dataset, point: Mapping[str, Any], dims: Sequence[str]) -> xr.Dataset:
+    out = ds
+    for dim in dims:
+        out = out.expand_dims({dim: [point[dim]]})
+        out[dim].attrs.update(SWEEP_COORDS[dim])
+    return out
+
+
+def _combine(parts: list[xr.Dataset], dims: Sequence[str], what: str) -> xr.Dataset:
+    seen: dict[tuple, str] = {}
+    for p in parts:
+        key = tuple(p[d].item() for d in dims)
+        src = p.attrs.get("_source_file", "?")
+        if key in seen:
+            raise AggregationError(f"{what}: {src} and {seen[key]} are the same sweep point "
+                                   f"{dict(zip(dims, key))}")
+        seen[key] = src
+    if len(parts) == 1:
+        return parts[0]
+    return xr.combine_by_coords(parts, combine_attrs="drop_conflicts",
+                                data_vars="all", coords="different", compat="no_conflicts",
+                                join="outer")
+
+
+def _rename_time(ds: xr.Dataset, suffix: str) -> xr.Dataset:
+    return ds.rename({"time": f"time_{suffix}"}) if "time" in ds.dims else ds
+
+
+# ---------------------------------------------------------------------------
+# bath batches
+# ---------------------------------------------------------------------------
+
+def combine_bath_batches(datasets: list[xr.Dataset]) -> xr.Dataset:
+    """Merge the trajectory batches of one (N, T_bb) point.
+
+    The correct merge SUMS the batches' rho_FM blocks and computes every
+    observable once from the total (SPEC: never average an entropy or a
+    negativity). The engine provides that as
+    ``spinvalve.trajectories.combine_batches``; until it exists this falls back
+    to :func:`concatenate_bath_batches_todo`, which only stacks the batches.
+    """
+    try:
+        from ..trajectories import combine_batches  # type: ignore[attr-defined]
+    except ImportError:
+        return concatenate_bath_batches_todo(datasets)
+    out = combine_batches(datasets)
+    out.attrs["bath_batches"] = "combined"
+    return out
+
+
+def concatenate_bath_batches_todo(datasets: list[xr.Dataset]) -> xr.Dataset:
+    """TODO(bath): placeholder merge -- stack batches along ``batch``, combine nothing.
+
+    Replace by the engine's rho_FM summation (``spinvalve.trajectories.
+    combine_batches``). The result is marked ``bath_batches = "stacked"``;
+    figures draw a stacked file only when it holds a single batch (whose
+    observables are then the job's own, correctly computed ones).
+    """
+    parts = []
+    for ds in datasets:
+        point = sweep_point(ds)
+        d = ds.expand_dims(batch=[point.get("batch", 0)])
+        d["batch"].attrs.update(SWEEP_COORDS["batch"])
+        d.attrs = {k: v for k, v in ds.attrs.items() if k != "config"}
+        parts.append(d)
+    parts.sort(key=lambda d: int(d["batch"][0]))
+    out = xr.concat(parts, dim="batch", combine_attrs="drop_conflicts")
+    out.attrs["config"] = datasets[0].attrs.get("config", "")
+    out.attrs["batch_configs"] = "\n---\n".join(d.attrs.get("config", "") for d in datasets)
+    out.attrs["bath_batches"] = "stacked"
+    return out
+
+
+def bath_usable(ds: xr.Dataset) -> xr.Dataset | None:
+    """A merged bath file as one sweep point, or None if its batches are only stacked."""
+    if "batch" in ds.dims:
+        if ds.sizes["batch"] != 1:
+            return None
+        ds = ds.isel(batch=0, drop=True)
+    return ds
+
+
+# ---------------------------------------------------------------------------
+# figures
+# ---------------------------------------------------------------------------
+
+def _fig2(files: Mapping[str, list[xr.Dataset]]) -> tuple[xr.Dataset, list[str]]:
+    (ds,) = files["closed"][:1] or [None]
+    if ds is None:
+        return xr.Dataset(), ["no closed-system job (family closed disabled?)"]
+    out = _pick(ds, ["electron_spin", "spin_expectation"])
+    return out.assign_attrs(reference_n_spins=sweep_point(ds)["n_spins"]), []
+
+
+def _fig3(files: Mapping[str, list[xr.Dataset]]) -> tuple[xr.Dataset, list[str]]:
+    notes, parts = [], []
+    closed = files["closed"][:1]
+    if closed:
+        ds = closed[0]
+        parts.append(_pick(ds, ["entropy_pa", "entropy_p", "entropy_a", "mutual_information",
+                                "log_negativity"]))
+    else:
+        notes.append("no closed-system job: panels (a)-(d) T = 0 empty")
+    gibbs = files["gibbs"]
+    if gibbs:
+        g = [_expand(_pick(d, ["log_negativity"]), sweep_point(d), ["temperature"])
+             for d in gibbs]
+        g = _rename_time(_combine(g, ["temperature"], "fig3 gibbs"), "gibbs")
+        parts.append(g.rename({"log_negativity": "log_negativity_gibbs"}))
+    else:
+        notes.append("no Gibbs job: the T_Gibbs line of panel (d) is missing")
+    bath = []
+    for d in files["bath"]:
+        u = bath_usable(d)
+        if u is None:
+            notes.append(f"{d.attrs.get('_source_file')}: trajectory batches stacked, not "
+                         "combined (TODO: engine's combine_batches) - not drawn")
+            continue
+        bath.append(_expand(_pick(u, ["log_negativity"]), sweep_point(u), ["bath_temperature"]))
+    if bath:
+        b = _rename_time(_combine(bath, ["bath_temperature"], "fig3 bath"), "bath")
+        parts.append(b.rename({n: n.replace("log_negativity", "log_negativity_bath")
+                               for n in b.data_vars}))
+    elif not files["bath"]:
+        notes.append("no bath job: the T_bb lines of panel (d) are missing")
+    if not parts:
+        return xr.Dataset(), notes
+    return xr.merge(parts, combine_attrs="drop"), notes
+
+
+def _sweep_closed(files, names, optional=()) -> tuple[xr.Dataset, list[str]]:
+    parts = []
+    for d in files["closed"]:
+        p = sweep_point(d)
+        x = _expand(_pick(d, names, optional=optional), p, ["n_spins"])
+        x = x.assign_coords(spins_per_layer=("n_spins", [p["spins_per_layer"]]))
+        x["spins_per_layer"].attrs.update(units="1", long_name="localized spins per layer N/2")
+        parts.append(x)
+    if not parts:
+        return xr.Dataset(), ["no closed-system jobs (family closed disabled?)"]
+    for x in parts:  # spin-resolved variables differ in length between N: not needed here
+        x.attrs = {}
+    return _combine(parts, ["n_spins"], "closed sweep"), []
+
+
+def _fig4(files):
+    return _sweep_closed(files, ["log_negativity"])
+
+
+def _fig5(files):
+    (ds,) = files["closed"][:1] or [None]
+    if ds is None:
+        return xr.Dataset(), ["no closed-system job (family closed disabled?)"]
+    out = _pick(ds, ["magnon_probability", "w_state_probability"])
+    return out.assign_attrs(reference_n_spins=sweep_point(ds)["n_spins"]), []
+
+
+def _fig6(files):
+    parts = []
+    for d in files["multi_electron"]:
+        x = _expand(_pick(d, ["spin_expectation", "entropy_half"],
+                          optional=["bond_dimension", "truncation_error"]),
+                    sweep_point(d), ["n_electrons"])
+        x.attrs = {}
+        parts.append(x)
+    if not parts:
+        return xr.Dataset(), ["no multi-electron jobs (family multi_electron disabled?)"]
+    return _combine(parts, ["n_electrons"], "multi-electron sweep"), []
+
+
+def _fig7(files):
+    return _sweep_closed(files, ["qfi_bound"], optional=["qfi_exact"])
+
+
+def _fig_gibbs(files):
+    parts = []
+    for fam in ("closed", "gibbs"):
+        for d in files[fam]:
+            p = sweep_point(d)
+            x = _expand(_pick(d, ["log_negativity"]), p, ["n_spins", "temperature"])
+            x.attrs = {}
+            parts.append(x)
+    if not [d for d in files["gibbs"]]:
+        return xr.Dataset(), ["no Gibbs jobs (family gibbs disabled?)"]
+    ds = _combine(parts, ["n_spins", "temperature"], "Gibbs sweep")
+    mln = ds["log_negativity"]
+    ds["peak_log_negativity"] = mln.max("time").assign_attrs(
+        units=mln.attrs.get("units", "1"),
+        long_name="maximum over time of the mutual logarithmic negativity")
+    ds["time_of_peak"] = mln.fillna(-np.inf).idxmax("time").where(mln.notnull().any("time"))
+    ds["time_of_peak"].attrs.update(units="fs", long_name="time of the MLN maximum")
+    return ds, []
+
+
+BUILDERS = {"fig2": _fig2, "fig3": _fig3, "fig4": _fig4, "fig5": _fig5, "fig6": _fig6,
+            "fig7": _fig7, "fig_gibbs": _fig_gibbs}
+
+
+def aggregate(figure: str, inputs: Mapping[str, Sequence[str | Path]],
+              settings: Mapping | None = None) -> xr.Dataset:
+    """Build the figure-ready dataset of ``figure`` from job files grouped by family."""
+    if figure not in BUILDERS:
+        raise AggregationError(f"unknown figure {figure!r}; known: {sorted(BUILDERS)}")
+    files: dict[str, list[xr.Dataset]] = {f: [] for f in FAMILIES}
+    for fam, paths in inputs.items():
+        if fam not in files:
+            raise AggregationError(f"unknown family {fam!r}")
+        files[fam] = [read_job(p) for p in paths]
+    ds, notes = BUILDERS[figure](files)
+    all_ds = [d for fam in FAMILIES for d in files[fam]]
+    ds = ds.copy()
+    ds.attrs = {}
+    if all_ds:
+        ds.attrs["hbar_over_gamma_fs"] = _hbar_over_gamma(all_ds[0])
+    ds.attrs.update(provenance_attrs(figure, files, settings, notes))
+    src = [(fam, d) for fam in FAMILIES for d in files[fam]]
+    if src:
+        ds["source_file"] = ("source", [d.attrs["_source_file"] for _, d in src])
+        ds["source_family"] = ("source", [fam for fam, _ in src])
+        ds["source_config"] = ("source", [d.attrs.get("config", "") for _, d in src])
+        ds["source_file"].attrs.update(long_name="job file aggregated here", units="1")
+        ds["source_family"].attrs.update(long_name="simulation family of the job", units="1")
+        ds["source_config"].attrs.update(long_name="resolved job config (YAML)", units="1")
+    _check_described(ds)
+    return ds
+
+
+def provenance_attrs(figure: str, files: Mapping[str, list[xr.Dataset]],
+                     settings: Mapping | None, notes: list[str]) -> dict:
+    def uniq(key):
+        vals = sorted({str(d.attrs[key]) for fam in files for d in files[fam] if key in d.attrs})
+        return ", ".join(vals) if vals else "unknown"
+
+    missing = [f for f in FAMILIES if not files[f]]
+    attrs = {
+        "title": TITLES[figure],
+        "figure": figure,
+        "source": "spinvalve aggregate (Suresh et al., arXiv:2210.06634)",
+        "spinvalve_version": __version__,
+        "git_revision": git_revision(),
+        "engine_spinvalve_version": uniq("spinvalve_version"),
+        "engine_git_revision": uniq("git_revision"),
+        "petsc_version": uniq("petsc_version"),
+        "slepc_version": uniq("slepc_version"),
+        "mpi_ranks": uniq("mpi_ranks"),
+        "xarray_version": xr.__version__,
+        "settings": yaml.safe_dump(dict(settings or {}), sort_keys=True),
+        "families_without_data": ", ".join(missing) or "none",
+        "notes": "\n".join(notes) or "none",
+        "status": "complete" if not notes else "partial",
+        "time_units": "fs",
+    }
+    return attrs
+
+
+def _check_described(ds: xr.Dataset) -> None:
+    for name, var in ds.variables.items():
+        var.attrs.setdefault("long_name", str(name))
+        var.attrs.setdefault("units", "1")
+
+
+def write_figure_data(figure: str, inputs: Mapping[str, Sequence[str | Path]],
+                      output: str | Path, settings: Mapping | None = None) -> Path:
+    """:func:`aggregate` and write atomically."""
+    ds = aggregate(figure, inputs, settings)
+    return write_dataset(ds, output)
+
+
+def write_bath_merge(inputs: Sequence[str | Path], output: str | Path) -> Path:
+    """Merge the trajectory batches of one (N, T_bb) point (see :func:`combine_bath_batches`)."""
+    datasets = [read_job(p) for p in inputs]
+    ds = combine_bath_batches(datasets)
+    ds.attrs.pop("_source_file", None)
+    ds.attrs["source_files"] = "\n".join(str(p) for p in inputs)
+    return write_dataset(ds, output)

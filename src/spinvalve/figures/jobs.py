@@ -1,0 +1,483 @@
+"""Pipeline sweeps: expand the workflow config into one job config per sweep point.
+
+The Snakemake workflow (``Snakefile``, ``workflow/rules/*.smk``) is a thin
+shell over this module and the ``spinvalve`` CLI. Here live the pieces that
+are worth testing without Snakemake:
+
+* which simulation families are enabled (``enabled: true | false | auto``);
+* the product of each family's sweep lists, one :class:`Job` per point, whose
+  output path names its parameters (``spins_per_layer~4/T_gibbs~100``);
+* the job config of every point (``job`` base, then the family's ``job``
+  overrides, then the sweep values), validated with
+  :func:`spinvalve.config.load_config` so that a bad key stops the pipeline
+  before any job starts, with a message naming the key;
+* which job files feed which figure.
+
+A family is one kind of simulation:
+
+==============  ======================================  ====================
+family          sweep (path keys)                       figures
+==============  ======================================  ====================
+closed          spins_per_layer                         2, 3, 4, 5, 7
+gibbs           spins_per_layer x T_gibbs               3(d) dotted, gibbs
+bath            spins_per_layer x T_bb x batch          3(d) solid + band
+multi_electron  n_electrons                             6
+==============  ======================================  ====================
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import importlib.util
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from ..config import ConfigError, load_config
+
+FAMILIES = ("closed", "gibbs", "bath", "multi_electron")
+
+#: Figures drawn by the pipeline: paper Figs. 2-7 and the extra Gibbs figure.
+FIGURES = ("fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig_gibbs")
+
+#: Sweep keys of each family, in path order: (config list key, path key).
+SWEEPS: dict[str, tuple[tuple[str, str], ...]] = {
+    "closed": (("spins_per_layer", "spins_per_layer"),),
+    "gibbs": (("spins_per_layer", "spins_per_layer"), ("temperatures", "T_gibbs")),
+    "bath": (("spins_per_layer", "spins_per_layer"), ("temperatures", "T_bb"),
+             ("batches", "batch")),
+    "multi_electron": (("n_electrons", "n_electrons"),),
+}
+
+#: How ``enabled: auto`` decides whether the engine implements a family.
+#: First choice: the engine declares it, as a literal at module level of
+#: ``spinvalve/simulate.py``:  ``IMPLEMENTED_FAMILIES = ("closed", "gibbs")``.
+#: Without that declaration, a family is on when every (module, name) below
+#: exists (``name`` None: the module alone). Both checks read source files
+#: only (``ast``): nothing is imported, so no MPI or PETSc starts in Snakemake.
+ENGINE_MODULE = "spinvalve.simulate"
+DECLARATION = "IMPLEMENTED_FAMILIES"
+FAMILY_PROBES: dict[str, tuple[tuple[str, str | None], ...]] = {
+    "closed": (("spinvalve.simulate", "run_job"),),
+    "gibbs": (("spinvalve.simulate", "run_job"), ("spinvalve.ensemble", "spin_states")),
+    "bath": (("spinvalve.simulate", "run_job"), ("spinvalve.trajectories", None)),
+    "multi_electron": (("spinvalve.simulate", "run_job"), ("spinvalve.tdmrg", "run_tdmrg"),
+                       ("tenpy", None)),
+}
+
+RESULTS = "results"
+
+
+class PipelineConfigError(ValueError):
+    """The workflow config is malformed; the message names the offending key."""
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+
+def deep_merge(base: Mapping, *updates: Mapping | None) -> dict:
+    """Recursive merge of mappings; later values win, lists are replaced."""
+    out = copy.deepcopy(dict(base))
+    for upd in updates:
+        for key, value in (upd or {}).items():
+            if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+                out[key] = deep_merge(out[key], value)
+            else:
+                out[key] = copy.deepcopy(value)
+    return out
+
+
+def fmt_value(value: Any) -> str:
+    """Canonical path spelling of a sweep value: 4, 100, 0.5, 1e-05."""
+    if isinstance(value, bool):
+        raise TypeError("boolean sweep value")
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()
+                                  and abs(value) < 1e15):
+        return str(int(value))
+    return format(float(value), "g")
+
+
+_NO_SOURCE = "<no python source>"
+
+
+def _module_source(name: str) -> str | None:
+    """Source text of a module or package ``__init__`` (None if absent), without importing it."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    origin = spec.origin
+    if not origin or not origin.endswith(".py"):
+        return _NO_SOURCE  # compiled or namespace module: present, source unknown
+    try:
+        with open(origin, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def _defined_names(source: str) -> dict[str, ast.AST | None]:
+    """Top-level names a module defines or imports (assignment values kept)."""
+    names: dict[str, ast.AST | None] = {}
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return names
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names[node.name] = None
+        elif isinstance(node, ast.Assign):
+            for tgt in node.targets:
+                if isinstance(tgt, ast.Name):
+                    names[tgt.id] = node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names[node.target.id] = node.value
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                names[(alias.asname or alias.name).split(".")[0]] = None
+    return names
+
+
+def declared_families() -> tuple[str, ...] | None:
+    """The engine's ``IMPLEMENTED_FAMILIES`` declaration, or None if it has none."""
+    src = _module_source(ENGINE_MODULE)
+    if src is None or src == _NO_SOURCE:
+        return None
+    value = _defined_names(src).get(DECLARATION)
+    if value is None:
+        return None
+    try:
+        return tuple(str(f) for f in ast.literal_eval(value))
+    except (ValueError, TypeError):
+        return None
+
+
+def probe_family(family: str) -> tuple[bool, str]:
+    """(implemented, reason) of one family, from the source tree only."""
+    declared = declared_families()
+    if declared is not None:
+        if family in declared:
+            return True, f"auto: declared by {ENGINE_MODULE}.{DECLARATION}"
+        return False, f"auto: not in {ENGINE_MODULE}.{DECLARATION} (not implemented yet)"
+    for module, name in FAMILY_PROBES[family]:
+        src = _module_source(module)
+        if src is None:
+            return False, f"auto: not implemented yet (no module {module})"
+        if name is not None and src != _NO_SOURCE and name not in _defined_names(src):
+            return False, f"auto: not implemented yet (no {module}.{name})"
+    return True, "auto: engine available"
+
+
+def family_status(config: Mapping) -> dict[str, tuple[bool, str]]:
+    """(enabled, reason) per family; ``enabled: auto`` asks :func:`probe_family`.
+
+    A family section missing from the config counts as ``enabled: false``.
+    """
+    status = {}
+    for fam in FAMILIES:
+        section = config.get(fam)
+        setting = False if section is None else (section or {}).get("enabled", "auto")
+        if setting is True:
+            status[fam] = (True, "enabled in the config")
+        elif setting is False:
+            status[fam] = (False, "disabled in the config")
+        else:
+            status[fam] = probe_family(fam)
+    return status
+
+
+def describe_status(status: Mapping[str, tuple[bool, str]]) -> str:
+    on = [f for f, (en, _) in status.items() if en]
+    off = [f"{f} ({why})" for f, (en, why) in status.items() if not en]
+    lines = ["spinvalve pipeline: enabled families: " + (", ".join(on) or "none")]
+    if off:
+        lines.append("spinvalve pipeline: disabled families: " + "; ".join(off))
+    return "\n".join(lines)
+
+
+def check_schema(config: Mapping, schema: Mapping) -> None:
+    """JSON-schema check of the workflow config with a message naming the dotted key.
+
+    (``snakemake.utils.validate`` runs afterwards to fill in defaults; this gives
+    the first error as ``closed.spins_per_layer[2]: -1 is less than the minimum of 1``.)
+    """
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = list(validator.iter_errors(config))
+    if not errors:
+        return
+    err = min(errors, key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    err = jsonschema.exceptions.best_match([err]) or err
+
+    def dotted(path) -> str:
+        out = ""
+        for part in path:
+            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        return out or "(top level)"
+
+    key = dotted(err.absolute_path)
+    if err.validator == "additionalProperties" and isinstance(err.instance, Mapping):
+        allowed = set((err.schema.get("properties") or {}))
+        extra = sorted(str(k) for k in err.instance if k not in allowed)
+        name = f"{key}.{extra[0]}" if err.absolute_path else extra[0]
+        raise PipelineConfigError(f"{name}: unknown key (allowed here: {sorted(allowed)})")
+    if err.validator == "required":
+        raise PipelineConfigError(f"{key}: {err.message}")
+    raise PipelineConfigError(f"{key}: {err.message}")
+
+
+# ---------------------------------------------------------------------------
+# jobs
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Job:
+    """One simulation: a family and one point of its sweep."""
+
+    family: str
+    point: tuple[tuple[str, Any], ...]  # ((path key, value), ...)
+    mapping: dict = field(compare=False, hash=False, repr=False)
+
+    @property
+    def params(self) -> str:
+        """Parameter part of the paths: ``spins_per_layer~4/T_gibbs~100``."""
+        return "/".join(f"{k}~{fmt_value(v)}" for k, v in self.point)
+
+    @property
+    def stem(self) -> str:
+        return f"{RESULTS}/jobs/{self.family}/{self.params}"
+
+    @property
+    def config_path(self) -> str:
+        return self.stem + ".yaml"
+
+    @property
+    def output(self) -> str:
+        return self.stem + ".nc"
+
+    @property
+    def log(self) -> str:
+        return f"{RESULTS}/logs/jobs/{self.family}/{self.params}.log"
+
+    @property
+    def yaml(self) -> str:
+        """The job config file: the explicit (non-default) keys of this job."""
+        head = (f"# spinvalve job config written by the workflow: {self.family} "
+                f"{self.params}\n# keys not listed take the paper's values "
+                "(spinvalve config --config <this file> prints them all)\n")
+        return head + yaml.safe_dump(self.mapping, sort_keys=True)
+
+    def value(self, key: str) -> Any:
+        return dict(self.point)[key]
+
+
+def _job_mapping(config: Mapping, family: str, point: Mapping[str, Any]) -> dict:
+    fam = config.get(family) or {}
+    sweep: dict = {}
+    if "spins_per_layer" in point:
+        n = int(point["spins_per_layer"])
+        sweep["layers"] = {"n_p": n, "n_a": n}
+    if family == "gibbs":
+        sweep["temperature"] = {"gibbs": float(point["T_gibbs"])}
+    if family == "bath":
+        per = int(fam.get("trajectories_per_batch", 200))
+        sweep["bath"] = {"temperature": float(point["T_bb"])}
+        sweep["trajectories"] = {"first": int(point["batch"]) * per, "count": per}
+    if family == "multi_electron":
+        sweep["multi_electron"] = {"n_electrons": int(point["n_electrons"])}
+    return deep_merge(config.get("job") or {}, fam.get("job") or {}, sweep)
+
+
+def family_jobs(config: Mapping, family: str) -> list[Job]:
+    """Every sweep point of one family (whether or not it is enabled)."""
+    fam = config.get(family) or {}
+    keys = SWEEPS[family]
+    lists = []
+    for list_key, _ in keys:
+        values = fam.get(list_key)
+        if values is None:
+            values = [] if list_key != "batches" else [0]
+        lists.append(list(dict.fromkeys(values)))  # drop duplicates, keep order
+    jobs = []
+    for combo in itertools.product(*lists):
+        point = tuple((path_key, v) for (_, path_key), v in zip(keys, combo))
+        jobs.append(Job(family, point, _job_mapping(config, family, dict(point))))
+    return jobs
+
+
+def all_jobs(config: Mapping, status: Mapping[str, tuple[bool, str]] | None = None
+             ) -> dict[tuple[str, str], Job]:
+    """``{(family, params): Job}`` over the enabled families."""
+    status = status if status is not None else family_status(config)
+    out = {}
+    for fam in FAMILIES:
+        if status[fam][0]:
+            for job in family_jobs(config, fam):
+                out[(fam, job.params)] = job
+    return out
+
+
+def validate(config: Mapping, status: Mapping[str, tuple[bool, str]] | None = None) -> None:
+    """Validate every job config of the enabled families and the figure choices.
+
+    Raises :class:`PipelineConfigError` naming the key: ``job.chain.foo``,
+    ``closed.job.layers.n_p``, ``closed.spins_per_layer = 30 (layers: ...)``,
+    ``figures.reference_spins_per_layer``.
+    """
+    status = status if status is not None else family_status(config)
+
+    def check(mapping: Mapping, prefix: str) -> None:
+        try:
+            load_config(mapping)
+        except ConfigError as exc:
+            raise PipelineConfigError(f"{prefix}{exc}") from None
+
+    check(config.get("job") or {}, "job.")
+    for fam in FAMILIES:
+        if not status[fam][0]:
+            continue
+        fsec = config.get(fam) or {}
+        for list_key, _ in SWEEPS[fam]:
+            if list_key != "batches" and not fsec.get(list_key):
+                raise PipelineConfigError(f"{fam}.{list_key}: required (a non-empty list) "
+                                          f"when {fam} is enabled")
+        # the family's own overrides on top of the base (sweep values not applied)
+        check(deep_merge(config.get("job") or {}, fsec.get("job") or {}), f"{fam}.job: ")
+        for job in family_jobs(config, fam):
+            where = ", ".join(f"{k} = {fmt_value(v)}" for k, v in job.point)
+            sweep_keys = "/".join(f"{fam}.{lk}" for lk, _ in SWEEPS[fam])
+            try:
+                load_config(job.mapping)
+            except ConfigError as exc:
+                raise PipelineConfigError(
+                    f"{sweep_keys}: the job at {where} is invalid: {exc}") from None
+    figs = config.get("figures") or {}
+    if status["closed"][0]:
+        closed = set(int(n) for n in (config.get("closed") or {}).get("spins_per_layer") or [])
+        ref = figs.get("reference_spins_per_layer")
+        if ref is not None and int(ref) not in closed:
+            raise PipelineConfigError(
+                f"figures.reference_spins_per_layer: {ref} is not in closed.spins_per_layer "
+                f"{sorted(closed)}")
+        for key in ("fig4_spins_per_layer", "fig7_spins_per_layer"):
+            sel = figs.get(key)
+            bad = sorted(set(int(n) for n in sel or []) - closed)
+            if bad:
+                raise PipelineConfigError(
+                    f"figures.{key}: {bad} not in closed.spins_per_layer {sorted(closed)}")
+
+
+# ---------------------------------------------------------------------------
+# figure inputs
+# ---------------------------------------------------------------------------
+
+def bath_merged_path(spins: int, t_bb: Any) -> str:
+    return (f"{RESULTS}/merged/bath/spins_per_layer~{fmt_value(spins)}"
+            f"/T_bb~{fmt_value(t_bb)}.nc")
+
+
+def bath_groups(jobs: Mapping[tuple[str, str], Job]) -> dict[str, list[Job]]:
+    """Bath batch jobs grouped by their merged file."""
+    groups: dict[str, list[Job]] = {}
+    for (fam, _), job in jobs.items():
+        if fam == "bath":
+            path = bath_merged_path(job.value("spins_per_layer"), job.value("T_bb"))
+            groups.setdefault(path, []).append(job)
+    return groups
+
+
+def _reference(config: Mapping) -> int | None:
+    ref = (config.get("figures") or {}).get("reference_spins_per_layer")
+    return None if ref is None else int(ref)
+
+
+def _closed_selection(config: Mapping, jobs: Mapping, key: str | None) -> list[str]:
+    closed = [j for (f, _), j in jobs.items() if f == "closed"]
+    if key is None:
+        ref = _reference(config)
+        return [j.output for j in closed if j.value("spins_per_layer") == ref]
+    sel = (config.get("figures") or {}).get(key)
+    if sel is None:
+        return [j.output for j in closed]
+    sel = {int(n) for n in sel}
+    return [j.output for j in closed if j.value("spins_per_layer") in sel]
+
+
+def figure_inputs(config: Mapping, jobs: Mapping[tuple[str, str], Job], figure: str
+                  ) -> dict[str, list[str]]:
+    """Files feeding one figure, by family: ``{"closed": [...], "gibbs": [...], ...}``.
+
+    Only enabled families contribute (``jobs`` holds the enabled families' jobs),
+    so a figure whose family is disabled aggregates what exists.
+    """
+    figs = config.get("figures") or {}
+    ref = _reference(config)
+    empty: dict[str, list[str]] = {"closed": [], "gibbs": [], "bath": [], "multi_electron": []}
+    if figure in ("fig2", "fig5"):
+        return {**empty, "closed": _closed_selection(config, jobs, None)}
+    if figure == "fig3":
+        t_g = figs.get("fig3_gibbs_temperature")
+        gibbs = [j.output for (f, _), j in jobs.items() if f == "gibbs"
+                 and j.value("spins_per_layer") == ref and t_g is not None
+                 and float(j.value("T_gibbs")) == float(t_g)]
+        t_bb = {float(t) for t in figs.get("fig3_bath_temperatures") or []}
+        bath = sorted({bath_merged_path(j.value("spins_per_layer"), j.value("T_bb"))
+                       for (f, _), j in jobs.items() if f == "bath"
+                       and j.value("spins_per_layer") == ref
+                       and float(j.value("T_bb")) in t_bb})
+        return {**empty, "closed": _closed_selection(config, jobs, None),
+                "gibbs": gibbs, "bath": bath}
+    if figure == "fig4":
+        return {**empty, "closed": _closed_selection(config, jobs, "fig4_spins_per_layer")}
+    if figure == "fig7":
+        return {**empty, "closed": _closed_selection(config, jobs, "fig7_spins_per_layer")}
+    if figure == "fig6":
+        return {**empty, "multi_electron": [j.output for (f, _), j in jobs.items()
+                                            if f == "multi_electron"]}
+    if figure == "fig_gibbs":
+        gibbs = [j for (f, _), j in jobs.items() if f == "gibbs"]
+        spins = {j.value("spins_per_layer") for j in gibbs}
+        closed = [j.output for (f, _), j in jobs.items()
+                  if f == "closed" and j.value("spins_per_layer") in spins]
+        return {**empty, "closed": closed, "gibbs": [j.output for j in gibbs]}
+    raise KeyError(f"unknown figure {figure!r}; known: {FIGURES}")
+
+
+def figure_settings(config: Mapping, figure: str) -> dict:
+    """The part of the workflow config a figure's aggregation records as provenance."""
+    figs = config.get("figures") or {}
+    keys = {
+        "fig2": ("reference_spins_per_layer",),
+        "fig3": ("reference_spins_per_layer", "fig3_gibbs_temperature",
+                 "fig3_bath_temperatures"),
+        "fig4": ("fig4_spins_per_layer",),
+        "fig5": ("reference_spins_per_layer",),
+        "fig6": (),
+        "fig7": ("fig7_spins_per_layer",),
+        "fig_gibbs": (),
+    }[figure]
+    return {"figure": figure, **{k: figs.get(k) for k in keys}}
+
+
+def resources(config: Mapping, family: str, job: Job | None) -> dict[str, int]:
+    """ranks / threads / mem_mb / runtime of a job (family defaults, then overrides)."""
+    fam = config.get(family) or {}
+    res = {"ranks": 1, "threads": 1, "mem_mb": 2000, "runtime": 60}
+    res.update({k: v for k, v in (fam.get("resources") or {}).items()})
+    if job is not None and "spins_per_layer" in dict(job.point):
+        n = job.value("spins_per_layer")
+        for rule in fam.get("resources_by_spins") or []:
+            if n >= rule.get("min_spins_per_layer", 0):
+                res.update({k: v for k, v in rule.items() if k != "min_spins_per_layer"})
+    return {k: int(v) for k, v in res.items()}
+
+
+def iter_outputs(jobs: Iterable[Job]) -> list[str]:
+    return [j.output for j in jobs]

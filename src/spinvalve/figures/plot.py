@@ -1,0 +1,349 @@
+"""Plots of paper Figs. 2-7 (and the Gibbs figure) from the aggregated NetCDF files only.
+
+Each ``plot_<figure>`` takes the figure-ready dataset written by
+:mod:`spinvalve.figures.aggregate` and returns a matplotlib figure in the
+paper's layout (panels, axes, legends). Times are stored in fs; every time axis
+is drawn in fs (default) or in hbar/gamma (``time_unit="hbar_over_gamma"``),
+and the axis label says which (SPEC "Time axis"). A panel whose family has no
+data yet says so instead of failing.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+
+TIME_UNITS = ("fs", "hbar_over_gamma")
+
+
+class PlotError(ValueError):
+    """The dataset cannot be drawn (unknown figure or time unit)."""
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+
+def time_values(ds: xr.Dataset, dim: str, unit: str) -> np.ndarray:
+    t = np.asarray(ds[dim].values, dtype=float)
+    if unit == "fs":
+        return t
+    if unit == "hbar_over_gamma":
+        return t / float(ds.attrs.get("hbar_over_gamma_fs", 0.6582119569))
+    raise PlotError(f"time_unit: must be one of {list(TIME_UNITS)}, got {unit!r}")
+
+
+def time_label(unit: str) -> str:
+    return r"$t$ (fs)" if unit == "fs" else r"$t$ ($\hbar/\gamma$)"
+
+
+def _time_dim(var: xr.DataArray) -> str:
+    return next(d for d in var.dims if str(d).startswith("time"))
+
+
+def _no_data(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center",
+            fontsize=8, color="0.4", wrap=True)
+
+
+def _notes(ds: xr.Dataset) -> str:
+    notes = ds.attrs.get("notes", "none")
+    return "no data yet" if notes in ("none", "") else notes
+
+
+def _panel_label(ax, label: str) -> None:
+    ax.text(0.02, 0.95, f"({label})", transform=ax.transAxes, ha="left", va="top",
+            fontweight="bold")
+
+
+def _layers(ds: xr.Dataset) -> list[str]:
+    if "layer" in ds.coords:
+        return [str(v) for v in ds["layer"].values]
+    n = ds.sizes.get("spin", 0)
+    return ["p"] * (n // 2) + ["a"] * (n - n // 2)
+
+
+def _spins_label(n_spins: int) -> str:
+    return f"{n_spins // 2}+{n_spins - n_spins // 2}"
+
+
+# ---------------------------------------------------------------------------
+# figures
+# ---------------------------------------------------------------------------
+
+def plot_fig2(ds: xr.Dataset, unit: str = "fs"):
+    fig, axes = plt.subplots(2, 1, figsize=(5.0, 6.0), sharex=True, constrained_layout=True)
+    ax = axes[0]
+    if "electron_spin" in ds:
+        t = time_values(ds, "time", unit)
+        for comp, style in zip(("x", "y", "z"), ("--", ":", "-")):
+            ax.plot(t, ds["electron_spin"].sel(component=comp), style,
+                    label=rf"$\langle \hat s^{comp}_e \rangle$")
+        ax.legend(loc="best", fontsize=8)
+    else:
+        _no_data(ax, _notes(ds))
+    ax.set_ylabel(r"$\langle \hat{\mathbf{s}}_e \rangle$")
+    _panel_label(ax, "a")
+    ax = axes[1]
+    if "spin_expectation" in ds:
+        t = time_values(ds, "time", unit)
+        sz = ds["spin_expectation"].sel(component="z")
+        layers = _layers(ds)
+        cmap = plt.get_cmap("tab10" if sz.sizes["spin"] <= 10 else "tab20")
+        for i in range(sz.sizes["spin"]):
+            style = "-" if layers[i] == "p" else "--"
+            ax.plot(t, sz.isel(spin=i), style, color=cmap(i % cmap.N),
+                    label=f"i = {i + 1} (FM$_{layers[i]}$)")
+        ax.legend(loc="center right", fontsize=7, ncol=2)
+    else:
+        _no_data(ax, _notes(ds))
+    ax.set_ylabel(r"$\langle \hat S^z_i \rangle$")
+    ax.set_xlabel(time_label(unit))
+    _panel_label(ax, "b")
+    return fig
+
+
+def plot_fig3(ds: xr.Dataset, unit: str = "fs"):
+    fig, axes = plt.subplots(2, 2, figsize=(8.0, 6.0), sharex=True, constrained_layout=True)
+    (a, b), (c, d) = axes
+    have_closed = "entropy_pa" in ds
+    if have_closed:
+        t = time_values(ds, "time", unit)
+        a.plot(t, ds["entropy_pa"], "k-")
+        b.plot(t, ds["entropy_p"], "k-.", label=r"FM$_p$")
+        b.plot(t, ds["entropy_a"], "k:", label=r"FM$_a$")
+        b.legend(loc="best", fontsize=8)
+        c.plot(t, ds["mutual_information"], "k-")
+        d.plot(t, ds["log_negativity"], "k-", label="T = 0 K")
+    else:
+        for ax in (a, b, c):
+            _no_data(ax, _notes(ds))
+    if "log_negativity_gibbs" in ds:
+        var = ds["log_negativity_gibbs"]
+        tg = time_values(ds, _time_dim(var), unit)
+        for temp in var["temperature"].values:
+            d.plot(tg, var.sel(temperature=temp), "r:", label=f"$T_{{Gibbs}}$ = {temp:g} K")
+    if "log_negativity_bath" in ds:
+        var = ds["log_negativity_bath"]
+        tb = time_values(ds, _time_dim(var), unit)
+        temps = list(var["bath_temperature"].values)
+        colors = _bath_colors(temps)
+        for temp, col in zip(temps, colors):
+            if "log_negativity_bath_lower" in ds and "log_negativity_bath_upper" in ds:
+                d.fill_between(tb, ds["log_negativity_bath_lower"].sel(bath_temperature=temp),
+                               ds["log_negativity_bath_upper"].sel(bath_temperature=temp),
+                               color="0.75", alpha=0.7, lw=0)
+            d.plot(tb, var.sel(bath_temperature=temp), "-", color=col,
+                   label=f"$T_{{bb}}$ = {temp:g} K")
+    if d.lines:
+        d.legend(loc="best", fontsize=8)
+    else:
+        _no_data(d, _notes(ds))
+    a.set_ylabel(r"$S_{\mathrm{FM}_p \cup \mathrm{FM}_a}$")
+    b.set_ylabel(r"$S_{\mathrm{FM}_p}$, $S_{\mathrm{FM}_a}$")
+    c.set_ylabel(r"$I(\mathrm{FM}_p{:}\mathrm{FM}_a)$")
+    d.set_ylabel(r"$E_N$ (MLN)")
+    for ax, lab in zip((a, b, c, d), "abcd"):
+        _panel_label(ax, lab)
+    for ax in (c, d):
+        ax.set_xlabel(time_label(unit))
+    return fig
+
+
+def _bath_colors(temps: Sequence[float]) -> list:
+    fixed = {10.0: "orange", 100.0: "red"}
+    cmap = plt.get_cmap("autumn_r")
+    out = []
+    for i, temp in enumerate(temps):
+        out.append(fixed.get(float(temp), cmap(0.3 + 0.7 * i / max(len(temps) - 1, 1))))
+    return out
+
+
+def plot_fig4(ds: xr.Dataset, unit: str = "fs"):
+    fig, ax = plt.subplots(figsize=(5.5, 4.0), constrained_layout=True)
+    if "log_negativity" in ds:
+        t = time_values(ds, "time", unit)
+        ns = list(ds["n_spins"].values)
+        cmap = plt.get_cmap("viridis")
+        for i, n in enumerate(ns):
+            ax.plot(t, ds["log_negativity"].sel(n_spins=n), color=cmap(i / max(len(ns) - 1, 1)),
+                    label=_spins_label(int(n)))
+        ax.legend(title="N/2 + N/2", fontsize=8, loc="best")
+    else:
+        _no_data(ax, _notes(ds))
+    ax.set_xlabel(time_label(unit))
+    ax.set_ylabel(r"$E_N$ (MLN)")
+    return fig
+
+
+def magnon_groups(n_spins: int) -> list[list[int]]:
+    """Paper Fig. 5 panels: (a) m = 0, 1, 2 (+ W); m >= 3 split over (b)-(d)."""
+    rest = list(range(3, n_spins + 1))
+    chunks = np.array_split(np.array(rest, dtype=int), 3) if rest else [[], [], []]
+    return [[m for m in range(min(2, n_spins) + 1)]] + [list(map(int, c)) for c in chunks]
+
+
+def plot_fig5(ds: xr.Dataset, unit: str = "fs"):
+    fig, axes = plt.subplots(2, 2, figsize=(8.0, 6.0), sharex=True, constrained_layout=True)
+    axes = axes.ravel()
+    if "magnon_probability" in ds:
+        t = time_values(ds, "time", unit)
+        mags = [int(m) for m in ds["magnons"].values]
+        groups = magnon_groups(max(mags))
+        cmap = plt.get_cmap("tab10")
+        for ax, group in zip(axes, groups):
+            for m in group:
+                ax.plot(t, ds["magnon_probability"].sel(magnons=m), color=cmap(m % 10),
+                        label=f"m = {m}")
+            if group and group[0] == 0 and "w_state_probability" in ds:
+                ax.plot(t, ds["w_state_probability"], "k:", label="1-magnon W")
+            if group:
+                ax.legend(fontsize=8, loc="best")
+            else:
+                _no_data(ax, f"no m-magnon sector for N = {max(mags)}")
+    else:
+        for ax in axes:
+            _no_data(ax, _notes(ds))
+    for ax, lab in zip(axes, "abcd"):
+        _panel_label(ax, lab)
+        ax.set_ylabel(r"Prob$_{m\text{-magnons}}$")
+    for ax in axes[2:]:
+        ax.set_xlabel(time_label(unit))
+    return fig
+
+
+def plot_fig6(ds: xr.Dataset, unit: str = "fs"):
+    fig, axes = plt.subplots(2, 3, figsize=(11.0, 6.0), sharex=True, constrained_layout=True)
+    if "spin_expectation" in ds:
+        t = time_values(ds, "time", unit)
+        nes = [int(n) for n in ds["n_electrons"].values][:3]
+        layers = _layers(ds)
+        cmap = plt.get_cmap("tab10")
+        for j, ne in enumerate(nes):
+            sz = ds["spin_expectation"].sel(n_electrons=ne, component="z")
+            for i in range(sz.sizes["spin"]):
+                style = "-" if layers[i] == "p" else "--"
+                axes[0, j].plot(t, sz.isel(spin=i), style, color=cmap(i % 10), label=f"i = {i + 1}")
+            axes[0, j].set_title(f"$N_e$ = {ne}")
+            axes[1, j].plot(t, ds["entropy_half"].sel(n_electrons=ne), "k-")
+        if nes:
+            axes[0, 0].legend(fontsize=7, ncol=2, loc="center right")
+        for j in range(len(nes), 3):
+            _no_data(axes[0, j], "no job")
+            _no_data(axes[1, j], "no job")
+    else:
+        for ax in axes.ravel():
+            _no_data(ax, _notes(ds))
+    for j, (top, bottom) in enumerate(zip("abc", "def")):
+        _panel_label(axes[0, j], top)
+        _panel_label(axes[1, j], bottom)
+        axes[1, j].set_xlabel(time_label(unit))
+    axes[0, 0].set_ylabel(r"$\langle \hat S^z_i \rangle$")
+    axes[1, 0].set_ylabel(r"$S_{half}$")
+    return fig
+
+
+def plot_fig7(ds: xr.Dataset, unit: str = "fs"):
+    fig, ax = plt.subplots(figsize=(5.5, 4.0), constrained_layout=True)
+    if "qfi_bound" in ds:
+        t = time_values(ds, "time", unit)
+        ns = list(ds["n_spins"].values)
+        cmap = plt.get_cmap("plasma")
+        ks = [float(k) for k in ds["k"].values]
+        for i, n in enumerate(ns):
+            col = cmap(0.85 * i / max(len(ns) - 1, 1))
+            for k in ks:
+                style = ":" if np.isclose(k, np.pi / 6) else ("-" if np.isclose(k, np.pi / 2)
+                                                            else "--")
+                ax.plot(t, ds["qfi_bound"].sel(n_spins=n, k=k), style, color=col,
+                        label=f"{_spins_label(int(n))}, k = {_k_label(k)}")
+        ax.legend(fontsize=7, loc="best", ncol=2)
+    else:
+        _no_data(ax, _notes(ds))
+    ax.set_xlabel(time_label(unit))
+    ax.set_ylabel(r"$f_Q$")
+    return fig
+
+
+def _k_label(k: float) -> str:
+    for den in (2, 3, 4, 6, 8, 12):
+        if np.isclose(k * den / np.pi, round(k * den / np.pi)):
+            num = int(round(k * den / np.pi))
+            return (r"$\pi$" if num == 1 else rf"${num}\pi$") + f"/{den}"
+    return f"{k:.3g}"
+
+
+def plot_fig_gibbs(ds: xr.Dataset, unit: str = "fs"):
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9.0, 3.8), constrained_layout=True)
+    if "peak_log_negativity" in ds:
+        t = time_values(ds, "time", unit)
+        temps = [float(x) for x in ds["temperature"].values]
+        ns = [int(n) for n in ds["n_spins"].values]
+        cmap = plt.get_cmap("coolwarm")
+        n0 = ns[-1]
+        for i, temp in enumerate(temps):
+            y = ds["log_negativity"].sel(n_spins=n0, temperature=temp)
+            if bool(y.notnull().any()):
+                a.plot(t, y, color=cmap(i / max(len(temps) - 1, 1)), label=f"{temp:g} K")
+        a.legend(title=f"$T_{{Gibbs}}$ ({_spins_label(n0)})", fontsize=7)
+        for n in ns:
+            peak = ds["peak_log_negativity"].sel(n_spins=n)
+            ok = peak.notnull()
+            b.plot(np.asarray(temps)[ok.values], peak.values[ok.values], "o-",
+                   label=_spins_label(n))
+        b.legend(title="N/2 + N/2", fontsize=8)
+    else:
+        _no_data(a, _notes(ds))
+        _no_data(b, _notes(ds))
+    a.set_xlabel(time_label(unit))
+    a.set_ylabel(r"$E_N$ (MLN)")
+    b.set_xlabel(r"$T_{Gibbs}$ (K)")
+    b.set_ylabel(r"max$_t\, E_N$")
+    _panel_label(a, "a")
+    _panel_label(b, "b")
+    return fig
+
+
+PLOTTERS: dict[str, Callable] = {"fig2": plot_fig2, "fig3": plot_fig3, "fig4": plot_fig4,
+                                 "fig5": plot_fig5, "fig6": plot_fig6, "fig7": plot_fig7,
+                                 "fig_gibbs": plot_fig_gibbs}
+
+
+def draw(figure: str, data: str | Path | xr.Dataset, unit: str = "fs"):
+    """The matplotlib figure of ``figure`` drawn from its aggregated file or dataset."""
+    if figure not in PLOTTERS:
+        raise PlotError(f"unknown figure {figure!r}; known: {sorted(PLOTTERS)}")
+    if unit not in TIME_UNITS:
+        raise PlotError(f"time_unit: must be one of {list(TIME_UNITS)}, got {unit!r}")
+    if isinstance(data, xr.Dataset):
+        return PLOTTERS[figure](data, unit)
+    with xr.open_dataset(data, engine="netcdf4") as ds:
+        return PLOTTERS[figure](ds.load(), unit)
+
+
+def save(fig, outputs: Sequence[str | Path], dpi: int = 150) -> list[Path]:
+    """Write ``fig`` to every output (format from the suffix), each atomically."""
+    done = []
+    for out in outputs:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
+        os.close(fd)
+        try:
+            fig.savefig(tmp, dpi=dpi, format=out.suffix.lstrip(".") or None)
+            os.replace(tmp, out)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        done.append(out)
+    plt.close(fig)
+    return done

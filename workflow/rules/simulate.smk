@@ -1,0 +1,59 @@
+# Stage 1: one job per sweep point.  results/jobs/<family>/<key~value/...>.{yaml,nc}
+#
+# The job config is written by its own (local) rule whose only parameter is the
+# job's YAML text: Snakemake's params trigger rewrites it exactly when that job's
+# settings change, and the new file reruns exactly that simulation.
+
+
+rule job_config:
+    output:
+        "results/jobs/{family}/{params}.yaml",
+    params:
+        text=lambda wildcards: job_of(wildcards).yaml,
+    localrule: True
+    run:
+        Path(output[0]).write_text(params.text)
+
+
+# MPI families. Ranks come from the rule's resources (config: <family>.resources.ranks);
+# the launcher is the `mpi` resource: mpiexec here, srun in the SLURM profile
+# (set-resources: simulate: mpi: srun). The engine writes its output atomically,
+# so a killed job leaves no file Snakemake could take as complete.
+rule simulate:
+    input:
+        "results/jobs/{family}/{params}.yaml",
+    output:
+        "results/jobs/{family}/{params}.nc",
+    log:
+        "results/logs/jobs/{family}/{params}.log",
+    wildcard_constraints:
+        family="closed|gibbs|bath",
+    threads: lambda wildcards: job_resources(wildcards)["ranks"]
+    resources:
+        mpi="mpiexec",
+        tasks=lambda wildcards: job_resources(wildcards)["ranks"],
+        cpus_per_task=1,
+        mem_mb=lambda wildcards: job_resources(wildcards)["mem_mb"],
+        runtime=lambda wildcards: job_resources(wildcards)["runtime"],
+    shell:
+        "{resources.mpi} -n {resources.tasks} spinvalve simulate --config {input} "
+        "--output {output} > {log} 2>&1"
+
+
+# Multi-electron pulses (tDMRG, threaded, not MPI).
+rule simulate_tdmrg:
+    input:
+        "results/jobs/{family}/{params}.yaml",
+    output:
+        "results/jobs/{family}/{params}.nc",
+    log:
+        "results/logs/jobs/{family}/{params}.log",
+    wildcard_constraints:
+        family="multi_electron",
+    threads: lambda wildcards: job_resources(wildcards)["threads"]
+    resources:
+        mem_mb=lambda wildcards: job_resources(wildcards)["mem_mb"],
+        runtime=lambda wildcards: job_resources(wildcards)["runtime"],
+    shell:
+        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
+        "spinvalve simulate --config {input} --output {output} > {log} 2>&1"
