@@ -247,6 +247,7 @@ class Engine:
 def run_job(cfg: JobConfig, output: str | Path) -> xr.Dataset:
     """Run one job and write its NetCDF file (rank 0) atomically."""
     from mpi4py import MPI
+    from slepc4py import SLEPc  # noqa: F401  (initialise SLEPc on every rank: its finalize is collective)
     world = MPI.COMM_WORLD
     if cfg.multi_electron is not None:
         from .tdmrg import run_tdmrg
