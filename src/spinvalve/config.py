@@ -35,7 +35,7 @@ def _f(default: Any, *, lo: float | None = None, lo_open: bool = False,
 
 @dataclass(frozen=True)
 class Chain:
-    n_sites: int = _f(201, lo=2, doc="number of chain sites L")
+    n_sites: int = _f(201, lo=1, doc="number of chain sites L")
     hopping: float = _f(1.0, lo=0.0, lo_open=True, doc="hopping gamma (eV)")
 
 

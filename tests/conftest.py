@@ -1,0 +1,37 @@
+"""Shared test helpers: MPI launch environment and small job configs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+           "OMPI_MCA_rmaps_base_oversubscribe": "1"}
+
+
+def run_cli(args: list[str], ranks: int = 1, timeout: float = 300, check: bool = True,
+            cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``spinvalve ...`` (under mpiexec when ranks > 1) and return the completed process."""
+    cmd = [sys.executable, "-m", "spinvalve.cli", *args]
+    if ranks > 1:
+        mpiexec = shutil.which("mpiexec")
+        if mpiexec is None:
+            pytest.skip("mpiexec not found")
+        cmd = [mpiexec, "--oversubscribe", "-n", str(ranks), *cmd]
+    env = {**os.environ, **MPI_ENV, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def cli():
+    return run_cli
