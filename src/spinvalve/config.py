@@ -94,7 +94,7 @@ class Time:
 class Numerics:
     integrator: str = _f("chebyshev", choices=("chebyshev", "krylov", "rk4"),
                          doc="propagator (registered name)")
-    tolerance: float = _f(1e-10, lo=0.0, lo_open=True, hi=1e-3,
+    tolerance: float = _f(1e-12, lo=0.0, lo_open=True, hi=1e-3,
                           doc="per-step propagation tolerance")
     spectral_bounds: str = _f("terms", choices=("terms", "lanczos"),
                               doc="how the Chebyshev spectral interval is found")

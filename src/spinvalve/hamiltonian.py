@@ -6,9 +6,11 @@ H = H_hop (x) 1  +  sum_i P_{x_i} (x) V_i  +  1 (x) H_spin, with (Pauli spins)
 * V_i    = -J_sd s . S_i                           (electron spin with spin i at site x_i)
 * H_spin = -sum_<ij> in a layer [J (S^x S^x + S^y S^y) + J_z S^z S^z]
 
-The state of a member is ``psi[x, s]`` (x-major, see :mod:`spinvalve.basis`); MPI
-ranks own contiguous ranges of chain sites, so ``H_spin`` and ``V_i`` act locally
-and hopping exchanges one halo row with each neighbour.
+MPI ranks own contiguous ranges of chain sites [x0, x1); a rank stores its part
+of a member's state as ``psi[s, x - x0]`` (spin part major, so that ``H_spin``
+adds whole contiguous rows), ``H_spin`` and ``V_i`` act locally and hopping
+exchanges one halo column with each neighbouring rank. The global PETSc vector
+is the concatenation of the ranks' local blocks.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
+from . import kernels
 from .basis import ChargeBlock, LayerBasis, Sector, SpinLayers
 from .config import JobConfig
 
@@ -148,7 +151,7 @@ def row_range(n_sites: int, size: int, rank: int) -> tuple[int, int]:
 class HamiltonianShell:
     """Matrix-free H on one sector: PETSc python-matrix context with ``mult``.
 
-    ``apply(psi, out)`` works on the local block ``psi[x - x0, s]`` of this rank.
+    ``apply(psi, out)`` works on the local block ``psi[s, x - x0]`` of this rank.
     """
 
     def __init__(self, model: Model, sector: Sector, comm):
@@ -164,10 +167,32 @@ class HamiltonianShell:
                             for i, x in enumerate(model.spin_sites) if self.x0 <= x < self.x1]
         self._halo = np.zeros((2, self.dim), dtype=complex)
         self.n_mult = 0
+        self.fused = kernels.HAVE_NUMBA
+        kernels.set_threads()
+        self._fused_args = self._compact_operators()
+
+    def _compact_operators(self) -> tuple:
+        """Arrays of the fused kernel: H_spin as CSR, each V_i as diagonal + partner index."""
+        fm_cols = np.array([xl for xl, _ in self.local_spins], dtype=np.int64)
+        diag = np.zeros((max(len(self.local_spins), 1), self.dim))
+        partner = np.full((max(len(self.local_spins), 1), self.dim), -1, dtype=np.int64)
+        for n, (xl, v) in enumerate(self.local_spins):
+            diag[n] = v.diagonal()
+            off = (v - sp.diags(v.diagonal())).tocsr()
+            off.eliminate_zeros()
+            counts = np.diff(off.indptr)
+            if counts.max(initial=0) > 1:
+                raise AssertionError("sd operator has more than one spin-flip partner per row")
+            rows = np.nonzero(counts)[0]
+            partner[n, rows] = off.indices[off.indptr[rows]]
+        hs = self.h_spin.tocsr()
+        hs.sort_indices()
+        return (float(self.model.hopping), hs.indptr.astype(np.int64), hs.indices.astype(np.int64),
+                hs.data.astype(float), fm_cols, diag, partner, -2.0 * self.model.j_sd)
 
     @property
     def local_shape(self) -> tuple[int, int]:
-        return (self.x1 - self.x0, self.dim)
+        return (self.dim, self.x1 - self.x0)
 
     @property
     def local_size(self) -> int:
@@ -181,25 +206,55 @@ class HamiltonianShell:
         prev = comm.rank - 1 if comm.rank > 0 else MPI.PROC_NULL
         nxt = comm.rank + 1 if comm.rank < comm.size - 1 else MPI.PROC_NULL
         lo, hi = self._halo
-        comm.Sendrecv(np.ascontiguousarray(psi[-1]), dest=nxt, recvbuf=lo, source=prev, sendtag=1, recvtag=1)
-        comm.Sendrecv(np.ascontiguousarray(psi[0]), dest=prev, recvbuf=hi, source=nxt, sendtag=2, recvtag=2)
+        comm.Sendrecv(np.ascontiguousarray(psi[:, -1]), dest=nxt, recvbuf=lo, source=prev,
+                      sendtag=1, recvtag=1)
+        comm.Sendrecv(np.ascontiguousarray(psi[:, 0]), dest=prev, recvbuf=hi, source=nxt,
+                      sendtag=2, recvtag=2)
         return (lo if comm.rank > 0 else None), (hi if comm.rank < comm.size - 1 else None)
+
+    def _halo_args(self, psi: np.ndarray) -> tuple:
+        lo, hi = self._exchange_halo(psi)
+        return (self._halo[0], self._halo[1], lo is not None, hi is not None)
 
     def apply(self, psi: np.ndarray, out: np.ndarray) -> None:
         """out = H psi on this rank's rows (collective: exchanges halos)."""
+        if self.fused:
+            self.n_mult += 1
+            kernels.apply_fused(psi, out, *self._fused_args, *self._halo_args(psi))
+        else:
+            self.apply_numpy(psi, out)
+
+    def chebyshev_term(self, cur: np.ndarray, prev: np.ndarray, acc: np.ndarray,
+                       ck: complex, a: float, s: float) -> None:
+        """prev <- s (H - a) cur - prev, then acc += ck prev (one fused pass when compiled)."""
+        if self.fused:
+            self.n_mult += 1
+            kernels.chebyshev_fused(cur, prev, acc, ck, a, s, *self._fused_args,
+                                    *self._halo_args(cur))
+            return
+        h = np.empty_like(cur)
+        self.apply_numpy(cur, h)
+        h -= a * cur
+        h *= s
+        h -= prev
+        prev[...] = h
+        acc += ck * prev
+
+    def apply_numpy(self, psi: np.ndarray, out: np.ndarray) -> None:
+        """Reference implementation of :meth:`apply` in numpy/scipy array operations."""
         self.n_mult += 1
         lo, hi = self._exchange_halo(psi)
-        out[...] = (self.h_spin @ psi.T).T
+        out[...] = self.h_spin @ psi
         g = self.model.hopping
-        if psi.shape[0] > 1:
-            out[1:] -= g * psi[:-1]
-            out[:-1] -= g * psi[1:]
+        if psi.shape[1] > 1:
+            out[:, 1:] -= g * psi[:, :-1]
+            out[:, :-1] -= g * psi[:, 1:]
         if lo is not None:
-            out[0] -= g * lo
+            out[:, 0] -= g * lo
         if hi is not None:
-            out[-1] -= g * hi
+            out[:, -1] -= g * hi
         for xl, v in self.local_spins:
-            out[xl] += v @ psi[xl]
+            out[:, xl] += v @ psi[:, xl]
 
     # petsc4py python-matrix protocol
     def mult(self, mat, x, y) -> None:

@@ -111,7 +111,7 @@ class ChebyshevPropagator:
         self.dt = dt / self.n_sub
         self.coef = chebyshev_coefficients(self.b * self.dt / HBAR, numerics.tolerance / self.n_sub)
         self.phase = np.exp(-1j * self.a * self.dt / HBAR)
-        self._w = [np.empty(shell.local_shape, complex) for _ in range(3)]
+        self._w = [np.empty(shell.local_shape, complex) for _ in range(2)]
 
     @property
     def n_terms(self) -> int:
@@ -119,21 +119,17 @@ class ChebyshevPropagator:
 
     def _substep(self, psi: np.ndarray) -> None:
         """psi <- exp(-i H dt/hbar) psi in place; psi doubles as the first recursion buffer."""
-        apply, a, c = self.shell.apply, self.a, self.coef
-        prev, (cur, nxt, acc) = psi, self._w
+        shell, a, c = self.shell, self.a, self.coef
+        prev, (cur, acc) = psi, self._w
         np.multiply(prev, c[0], out=acc)
-        apply(prev, cur)                      # T_1 = (H - a) psi / b
+        shell.apply(prev, cur)                # T_1 = (H - a) psi / b
         cur -= a * prev
         cur *= 1.0 / self.b
         acc += c[1] * cur
         s = 2.0 / self.b
-        for ck in c[2:]:
-            apply(cur, nxt)                   # T_{k+1} = 2 (H - a)/b T_k - T_{k-1}
-            nxt -= a * cur
-            nxt *= s
-            nxt -= prev
-            acc += ck * nxt
-            prev, cur, nxt = cur, nxt, prev
+        for ck in c[2:]:                      # T_{k+1} = 2 (H - a)/b T_k - T_{k-1}
+            shell.chebyshev_term(cur, prev, acc, ck, a, s)
+            prev, cur = cur, prev
         np.multiply(acc, self.phase, out=psi)
 
     def step(self, vec) -> None:

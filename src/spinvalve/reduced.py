@@ -23,8 +23,8 @@ class BlockDensityMatrix:
     blocks: dict[int, np.ndarray] = field(default_factory=dict)
 
     def add_gram(self, block: ChargeBlock, amplitudes: np.ndarray, weight: float) -> None:
-        """blocks[K] += weight * A^T A*  for amplitudes A[x, c] of one charge block."""
-        g = amplitudes.T @ amplitudes.conj()
+        """blocks[K] += weight * A A^dag  for amplitudes A[c, x] of one charge block."""
+        g = amplitudes @ amplitudes.conj().T
         if block.K in self.blocks:
             self.blocks[block.K] += weight * g
         else:

@@ -85,7 +85,7 @@ class Engine:
             local = vec.array.reshape(shell.local_shape)
             local[...] = 0.0
             off = shell.sector.offset(member.e_up)
-            local[:, off:off + len(member.spins)] = np.outer(phi[shell.x0:shell.x1], member.spins)
+            local[off:off + len(member.spins), :] = np.outer(member.spins, phi[shell.x0:shell.x1])
             prop = make_propagator(shell, mat, cfg.time.dt_out, cfg.numerics)
             self.states.append(MemberState(member, shell, vec, prop))
 
@@ -104,7 +104,7 @@ class Engine:
                 block = sec.part(e_up)
                 if block is None:
                     continue
-                amp = psi[:, sec.offset(e_up):sec.offset(e_up) + block.size]
+                amp = psi[sec.offset(e_up):sec.offset(e_up) + block.size]
                 scal[2] += (1 if e_up else -1) * w * np.vdot(amp, amp).real
                 rho.add_gram(block, amp, w)
         # a rank's contributions are counted once per group member: sum over the world
