@@ -77,6 +77,19 @@ def job_resources(wildcards):
     return sweeps.resources(config, wildcards.family, job_of(wildcards))
 
 
+def mpi_launcher(wildcards):
+    """The `mpi` resource: srun under SLURM, mpiexec otherwise.
+
+    SLURM means the slurm executor (on the submit host) or a SLURM allocation
+    (inside the batch job the rule runs in a nested, locally executing Snakemake,
+    with SLURM_JOB_ID set). A profile can still override it per rule
+    (set-resources: simulate: mpi: ...).
+    """
+    plugin = getattr(workflow, "executor_plugin", None)
+    name = str(getattr(plugin, "name", "") or "")
+    return "srun" if "slurm" in name or os.environ.get("SLURM_JOB_ID") else "mpiexec"
+
+
 def figure_inputs(wildcards):
     return sweeps.figure_inputs(config, JOBS, wildcards.figure)
 

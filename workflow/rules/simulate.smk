@@ -16,8 +16,9 @@ rule job_config:
 
 
 # MPI families. Ranks come from the rule's resources (config: <family>.resources.ranks);
-# the launcher is the `mpi` resource: mpiexec here, srun in the SLURM profile
-# (set-resources: simulate: mpi: srun). The engine writes its output atomically,
+# the launcher is the `mpi` resource: mpiexec locally, srun under the SLURM executor
+# (common.smk: mpi_launcher; a profile may override it with set-resources: simulate: mpi: ...).
+# Under SLURM an MPI job needs ranks >= 2 (snakemake-executor-plugin-slurm). The engine writes its output atomically,
 # so a killed job leaves no file Snakemake could take as complete.
 rule simulate:
     input:
@@ -30,7 +31,7 @@ rule simulate:
         family="closed|gibbs|bath",
     threads: lambda wildcards: job_resources(wildcards)["ranks"]
     resources:
-        mpi="mpiexec",
+        mpi=mpi_launcher,
         tasks=lambda wildcards: job_resources(wildcards)["ranks"],
         cpus_per_task=1,
         mem_mb=lambda wildcards: job_resources(wildcards)["mem_mb"],
