@@ -1,0 +1,86 @@
+"""The command line: bad input, atomic output, MPI rank counts and sub-communicators."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+JOB = """
+chain: {n_sites: 40}
+layers: {n_p: 2, n_a: 2, fm_p_start: 16, spacer: 2}
+pulse: {x0: 6.0}
+time: {t_end: 6.0, dt_out: 1.0}
+temperature: {gibbs: 200.0, weight_cutoff: 1.0e-3}
+"""
+
+
+@pytest.fixture
+def job(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_text(JOB)
+    return path
+
+
+@pytest.mark.parametrize("override,key", [
+    ("chain.n_site=3", "chain.n_site"),
+    ("layers.n_p=two", "layers.n_p"),
+    ("time.dt_out=-1", "time.dt_out"),
+    ("temperature.gibbs=-5", "temperature.gibbs"),
+    ("layers.fm_p_start=38", "layers"),
+    ("numerics.integrator=euler", "numerics.integrator"),
+    ("pulse.dk=.nan", "pulse.dk"),
+])
+def test_bad_config_is_rejected_naming_the_key(cli, job, tmp_path, override, key):
+    out = tmp_path / "out.nc"
+    proc = cli(["simulate", "--config", str(job), "--set", override, "--output", str(out)], check=False)
+    assert proc.returncode == 2
+    assert key in proc.stderr and "error" in proc.stderr
+    assert not out.exists()
+
+
+def test_missing_config_file_is_named(cli, tmp_path):
+    proc = cli(["simulate", "--config", str(tmp_path / "nope.yaml"), "-o", str(tmp_path / "o.nc")],
+               check=False)
+    assert proc.returncode == 2 and "nope.yaml" in proc.stderr
+
+
+def test_failed_run_leaves_previous_output_untouched(cli, job, tmp_path):
+    out = tmp_path / "out.nc"
+    out.write_bytes(b"previous result")
+    proc = cli(["simulate", "--config", str(job), "--set", "numerics.invariant_tolerance=1e-300",
+                "--output", str(out)], check=False)
+    assert proc.returncode != 0 and "invariant" in proc.stderr
+    assert out.read_bytes() == b"previous result"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.nc")] == []
+
+
+def test_output_is_self_describing(cli, job, tmp_path):
+    out = tmp_path / "out.nc"
+    cli(["simulate", "--config", str(job), "--output", str(out)])
+    ds = xr.open_dataset(out)
+    for name, var in ds.data_vars.items():
+        assert "units" in var.attrs and "long_name" in var.attrs, name
+    for attr in ("config", "spinvalve_version", "petsc_version", "slepc_version", "mpi_ranks"):
+        assert attr in ds.attrs
+    assert "gibbs: 200.0" in ds.attrs["config"]
+    assert ds.attrs["n_members"] == 2 * ds.attrs["n_spin_states"] > 2
+    assert 0 < ds.attrs["discarded_weight"] < 1e-2
+
+
+@pytest.mark.mpi
+def test_rank_counts_and_member_groups_agree(cli, job, tmp_path):
+    runs = {"1": (1, 0), "2": (2, 0), "4": (4, 0), "2x1": (2, 1), "4x2": (4, 2)}
+    data = {}
+    for name, (ranks, per) in runs.items():
+        out = tmp_path / f"{name}.nc"
+        cli(["simulate", "--config", str(job), "--set", f"numerics.ranks_per_member={per}",
+             "--output", str(out)], ranks=ranks)
+        data[name] = xr.open_dataset(out)
+    base = data["1"]
+    assert float(base.entropy_pa[-1] - base.entropy_pa[0]) > 1e-4  # the pulse did act
+    for name, ds in data.items():
+        assert ds.attrs["mpi_ranks"] == runs[name][0]
+        for var in base.data_vars:
+            err = float(np.abs(ds[var] - base[var]).max())
+            assert err < 1e-10, f"{name}: {var} deviates by {err:.2e}"
