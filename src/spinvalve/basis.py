@@ -153,38 +153,65 @@ class SpinLayers:
         return self.n_p
 
 
-@dataclass(frozen=True)
-class Sector:
-    """Spin part of one S^z_tot sector: (e up) x block(K_up) + (e down) x block(K_up + 1).
+class SpinSpace:
+    """Spin part of a member's state: a direct sum of parts (electron spin, charge block K).
 
-    ``sz_total`` is the Pauli eigenvalue M = s^z_e + sum_i S^z_i; the e-up part has
-    K_up = (M - 1 + N) / 2 localized up spins. Empty parts are allowed.
+    The part ``(e_up, K)`` holds the configurations of :class:`ChargeBlock` ``K`` with
+    the electron spin up (``e_up``) or down; parts are stored one after another.
+    A closed-system member needs one S^z_tot sector (:class:`Sector`, two parts);
+    a state driven by spin-flipping baths needs every part (:meth:`full`).
     """
 
-    layers: SpinLayers
-    sz_total: int
+    def __init__(self, layers: SpinLayers, parts: tuple[tuple[bool, int], ...]):
+        self.layers = layers
+        self.parts = tuple((bool(e), int(K)) for e, K in parts
+                           if 0 <= K <= layers.n_spins)
+        self.offsets: dict[tuple[bool, int], int] = {}
+        off = 0
+        for key in self.parts:
+            self.offsets[key] = off
+            off += layers.block(key[1]).size
+        self.dim = off
 
-    def __post_init__(self):
-        if (self.sz_total - 1 + self.layers.n_spins) % 2:
-            raise ValueError(f"S^z_tot = {self.sz_total} has the wrong parity for "
-                             f"{self.layers.n_spins} localized spins plus one electron")
+    @classmethod
+    def full(cls, layers: SpinLayers) -> "SpinSpace":
+        """Every part: electron up and down times all charge blocks (2^(N+1) states)."""
+        return cls(layers, tuple((e, K) for e in (True, False) for K in range(layers.n_spins + 1)))
 
-    @property
-    def k_up(self) -> int:
-        return (self.sz_total - 1 + self.layers.n_spins) // 2
+    def block(self, e_up: bool, K: int) -> ChargeBlock | None:
+        return self.layers.block(K) if (e_up, K) in self.offsets else None
 
-    def part(self, e_up: bool) -> ChargeBlock | None:
-        """Charge block paired with the electron spin, or None if out of range."""
-        K = self.k_up if e_up else self.k_up + 1
-        return self.layers.block(K) if 0 <= K <= self.layers.n_spins else None
+    def slice(self, e_up: bool, K: int) -> slice:
+        off = self.offsets[(e_up, K)]
+        return slice(off, off + self.layers.block(K).size)
 
-    def offset(self, e_up: bool) -> int:
-        up = self.part(True)
-        return 0 if e_up else (up.size if up is not None else 0)
+    def iter_parts(self):
+        """(e_up, block, slice) of every part, in storage order."""
+        for e_up, K in self.parts:
+            yield e_up, self.layers.block(K), self.slice(e_up, K)
 
-    @property
-    def dim(self) -> int:
-        return sum(b.size for b in (self.part(True), self.part(False)) if b is not None)
+    def __eq__(self, other):
+        return (isinstance(other, SpinSpace) and self.layers is other.layers
+                and self.parts == other.parts)
+
+    def __hash__(self):
+        return hash((id(self.layers), self.parts))
+
+
+class Sector(SpinSpace):
+    """One S^z_tot sector: (e up) x block(K_up) + (e down) x block(K_up + 1).
+
+    ``sz_total`` is the Pauli eigenvalue M = s^z_e + sum_i S^z_i; the e-up part has
+    K_up = (M - 1 + N) / 2 localized up spins. Parts out of range are left out.
+    """
+
+    def __init__(self, layers: SpinLayers, sz_total: int):
+        if (sz_total - 1 + layers.n_spins) % 2:
+            raise ValueError(f"S^z_tot = {sz_total} has the wrong parity for "
+                             f"{layers.n_spins} localized spins plus one electron")
+        self.sz_total = sz_total
+        k_up = (sz_total - 1 + layers.n_spins) // 2
+        super().__init__(layers, ((True, k_up), (False, k_up + 1)))
 
 
 def sector_of(n_spins: int, e_up: bool, K: int) -> int:

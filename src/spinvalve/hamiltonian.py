@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import kernels
-from .basis import ChargeBlock, LayerBasis, Sector, SpinLayers
+from .basis import ChargeBlock, LayerBasis, SpinLayers, SpinSpace
 from .config import JobConfig
 
 
@@ -85,30 +85,33 @@ class Model:
             return sp.csr_matrix((0, 0))
         return sp.block_diag(mats, format="csr")
 
-    def spin_hamiltonian(self, sector: Sector) -> sp.csr_matrix:
-        parts = [self.block_hamiltonian(b) for b in (sector.part(True), sector.part(False))
-                 if b is not None]
-        return sp.block_diag(parts, format="csr")
+    def spin_hamiltonian(self, space: SpinSpace) -> sp.csr_matrix:
+        """H_spin on every part of the spin space (it does not act on the electron)."""
+        parts = [self.block_hamiltonian(block) for _, block, _ in space.iter_parts()]
+        return sp.block_diag(parts, format="csr") if parts else sp.csr_matrix((0, 0))
 
-    def sd_operator(self, sector: Sector, i: int) -> sp.csr_matrix:
-        """V_i = -J_sd s . S_i on the sector's spin part (Pauli: s.S = s^z S^z + 2(s+S- + s-S+))."""
-        dim = sector.dim
+    def sd_operator(self, space: SpinSpace, i: int) -> sp.csr_matrix:
+        """V_i = -J_sd s . S_i on the spin space (Pauli: s.S = s^z S^z + 2(s+S- + s-S+)).
+
+        The flip term joins part (e up, K) with spin i down to part (e down, K + 1)
+        with spin i up.
+        """
+        dim = space.dim
         diag = np.zeros(dim)
         rows, cols = [], []
-        up, dn = sector.part(True), sector.part(False)
-        if up is not None:
-            diag[sector.offset(True):sector.offset(True) + up.size] = -self.j_sd * up.spins[:, i]
-        if dn is not None:
-            diag[sector.offset(False):sector.offset(False) + dn.size] = self.j_sd * dn.spins[:, i]
-        if up is not None and dn is not None:
-            cp, ca = up.bits
-            down_i = np.nonzero(up.spins[:, i] < 0)[0]
+        for e_up, block, sl in space.iter_parts():
+            diag[sl] = (-self.j_sd if e_up else self.j_sd) * block.spins[:, i]
+            partner_block = space.block(False, block.K + 1) if e_up else None
+            if partner_block is None:
+                continue
+            cp, ca = block.bits
+            down_i = np.nonzero(block.spins[:, i] < 0)[0]
             if i < self.n_p:
                 cp2, ca2 = cp[down_i] | (1 << i), ca[down_i]
             else:
                 cp2, ca2 = cp[down_i], ca[down_i] | (1 << (i - self.n_p))
-            partner = dn.index(cp2, ca2) + sector.offset(False)
-            src = down_i + sector.offset(True)
+            partner = partner_block.index(cp2, ca2) + space.slice(False, block.K + 1).start
+            src = down_i + sl.start
             rows += [src, partner]
             cols += [partner, src]
         r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
@@ -149,12 +152,12 @@ def row_range(n_sites: int, size: int, rank: int) -> tuple[int, int]:
 
 
 class HamiltonianShell:
-    """Matrix-free H on one sector: PETSc python-matrix context with ``mult``.
+    """Matrix-free H on one spin space (usually a sector): PETSc python-matrix context.
 
     ``apply(psi, out)`` works on the local block ``psi[s, x - x0]`` of this rank.
     """
 
-    def __init__(self, model: Model, sector: Sector, comm):
+    def __init__(self, model: Model, sector: SpinSpace, comm):
         self.model, self.sector = model, sector
         self.comm = comm  # mpi4py communicator
         self.x0, self.x1 = row_range(model.n_sites, comm.size, comm.rank)

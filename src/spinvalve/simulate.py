@@ -84,8 +84,8 @@ class Engine:
             vec = mat.createVecRight()
             local = vec.array.reshape(shell.local_shape)
             local[...] = 0.0
-            off = shell.sector.offset(member.e_up)
-            local[off:off + len(member.spins), :] = np.outer(member.spins, phi[shell.x0:shell.x1])
+            local[shell.sector.slice(member.e_up, member.K), :] = np.outer(member.spins,
+                                                                           phi[shell.x0:shell.x1])
             prop = make_propagator(shell, mat, cfg.time.dt_out, cfg.numerics)
             self.states.append(MemberState(member, shell, vec, prop))
 
@@ -100,11 +100,8 @@ class Engine:
             st.shell.apply(psi, hpsi)
             scal[0] += w * np.vdot(psi, psi).real
             scal[1] += w * np.vdot(psi, hpsi).real
-            for e_up in (True, False):
-                block = sec.part(e_up)
-                if block is None:
-                    continue
-                amp = psi[sec.offset(e_up):sec.offset(e_up) + block.size]
+            for e_up, block, sl in sec.iter_parts():
+                amp = psi[sl]
                 scal[2] += (1 if e_up else -1) * w * np.vdot(amp, amp).real
                 rho.add_gram(block, amp, w)
         # a rank's contributions are counted once per group member: sum over the world
