@@ -1,0 +1,355 @@
+"""spinvalve.figures: sweep expansion, aggregation and plotting, on real engine output.
+
+The job files come from ``spinvalve simulate`` itself (tiny chains, single
+rank); nothing here fakes an observable, except the bath test, which relabels
+real closed-system files as trajectory batches to exercise the batch plumbing.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+from spinvalve.config import load_config
+from spinvalve.figures import jobs as sweeps
+from spinvalve.figures.aggregate import (AggregationError, aggregate, combine_bath_batches,
+                                         concatenate_bath_batches_todo, read_job, sweep_point)
+from spinvalve.figures.plot import draw, magnon_groups, save, time_values
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+TINY = {"chain": {"n_sites": 40}, "layers": {"fm_p_start": 12, "spacer": 2},
+        "pulse": {"x0": 6.0}, "time": {"t_end": 5.0, "dt_out": 0.5}}
+ALL_ON = {f: (True, "test") for f in sweeps.FAMILIES}
+
+
+def quick_config() -> dict:
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+# ---------------------------------------------------------------------------
+# sweep expansion and validation (no engine needed)
+# ---------------------------------------------------------------------------
+
+def test_shipped_configs_pass_schema_and_job_validation():
+    for name in ("config/config.yaml", "config/paper.yaml", ".test/config.yaml"):
+        cfg = yaml.safe_load((REPO / name).read_text())
+        sweeps.check_schema(cfg, SCHEMA)
+        sweeps.validate(cfg, ALL_ON)
+        assert sweeps.all_jobs(cfg, ALL_ON), name
+
+
+def test_paper_config_sweeps_the_paper():
+    cfg = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    jobs = sweeps.all_jobs(cfg, ALL_ON)
+    closed = sorted(j.value("spins_per_layer") for (f, _), j in jobs.items() if f == "closed")
+    assert closed == list(range(1, 11))
+    assert cfg["figures"]["fig7_spins_per_layer"] == [4, 7, 10]
+    me = sorted(j.value("n_electrons") for (f, _), j in jobs.items() if f == "multi_electron")
+    assert me == [2, 4, 8]
+    bath = [j for (f, _), j in jobs.items() if f == "bath"]
+    assert sum(load_config(j.mapping).trajectories.count for j in bath) == 2 * 200
+    # the paper's parameters are the package defaults: nothing overrides them
+    resolved = load_config(jobs[("closed", "spins_per_layer~4")].mapping)
+    assert (resolved.chain.n_sites, resolved.couplings.j_sd, resolved.layers.fm_p_start) == (201, 0.5, 43)
+
+
+def test_job_paths_name_their_parameters_and_configs_apply_in_order():
+    cfg = quick_config()
+    cfg["job"] = {"chain": {"n_sites": 90}, "time": {"t_end": 10.0}}
+    cfg["gibbs"]["job"] = {"chain": {"n_sites": 80}}
+    jobs = {j.params: j for j in sweeps.family_jobs(cfg, "gibbs")}
+    job = jobs["spins_per_layer~2/T_gibbs~100"]
+    assert job.output == "results/jobs/gibbs/spins_per_layer~2/T_gibbs~100.nc"
+    assert job.config_path.endswith("T_gibbs~100.yaml")
+    resolved = load_config(yaml.safe_load(job.yaml))
+    assert resolved.chain.n_sites == 80          # family override beats the base
+    assert resolved.time.t_end == 10.0           # base kept
+    assert resolved.temperature.gibbs == 100.0   # sweep value
+    assert (resolved.layers.n_p, resolved.layers.n_a) == (2, 2)
+
+
+def test_bath_batches_partition_the_trajectories():
+    cfg = quick_config()
+    cfg["bath"].update(batches=[0, 1, 2], trajectories_per_batch=7)
+    firsts = sorted(load_config(j.mapping).trajectories.first
+                    for j in sweeps.family_jobs(cfg, "bath")
+                    if j.value("T_bb") == 10)
+    assert firsts == [0, 7, 14]
+    groups = sweeps.bath_groups(sweeps.all_jobs(cfg, ALL_ON))
+    assert set(groups) == {"results/merged/bath/spins_per_layer~2/T_bb~10.nc",
+                           "results/merged/bath/spins_per_layer~2/T_bb~100.nc"}
+    assert all(len(v) == 3 for v in groups.values())
+
+
+def test_value_spelling_is_canonical():
+    assert [sweeps.fmt_value(v) for v in (4, 100.0, 0.5, 1e-5, 12.25)] == \
+        ["4", "100", "0.5", "1e-05", "12.25"]
+
+
+@pytest.mark.parametrize("edit, key", [
+    (lambda c: c.update(colour=1), "colour: unknown key"),
+    (lambda c: c["closed"].update(ranks=2), "closed.ranks: unknown key"),
+    (lambda c: c["closed"].update(spins_per_layer=[1, "two"]), "closed.spins_per_layer[1]"),
+    (lambda c: c["gibbs"].update(temperatures=[10, -5]), "gibbs.temperatures[1]"),
+    (lambda c: c["plot"].update(time_unit="ps"), "plot.time_unit"),
+    (lambda c: c["closed"]["resources"].update(ranks=0), "closed.resources.ranks"),
+])
+def test_schema_errors_name_the_key(edit, key):
+    cfg = quick_config()
+    edit(cfg)
+    with pytest.raises(sweeps.PipelineConfigError) as err:
+        sweeps.check_schema(cfg, SCHEMA)
+    assert str(err.value).startswith(key), str(err.value)
+
+
+@pytest.mark.parametrize("edit, key", [
+    (lambda c: c["job"]["chain"].update(colour=1), "job.chain.colour: unknown key"),
+    (lambda c: c["job"]["time"].update(t_end="long"), "job.time.t_end: expected a number"),
+    (lambda c: c["gibbs"]["job"].update(temperature={"h_pin": -1}), "gibbs.job: temperature.h_pin"),
+    (lambda c: c["closed"].update(spins_per_layer=[1, 40]), "closed.spins_per_layer"),
+    (lambda c: c["figures"].update(reference_spins_per_layer=9),
+     "figures.reference_spins_per_layer"),
+    (lambda c: c["figures"].update(fig7_spins_per_layer=[2, 8]), "figures.fig7_spins_per_layer"),
+])
+def test_job_config_errors_name_the_key(edit, key):
+    cfg = quick_config()
+    edit(cfg)
+    with pytest.raises(sweeps.PipelineConfigError) as err:
+        sweeps.validate(cfg, ALL_ON)
+    assert str(err.value).startswith(key), str(err.value)
+
+
+def test_spins_not_fitting_on_the_chain_name_the_sweep_point():
+    cfg = quick_config()
+    cfg["job"]["chain"]["n_sites"] = 60
+    cfg["closed"]["spins_per_layer"] = [2, 8]     # 43 + 8 + 4 + 8 = 63 > 60
+    with pytest.raises(sweeps.PipelineConfigError) as err:
+        sweeps.validate(cfg, ALL_ON)
+    msg = str(err.value)
+    assert msg.startswith("closed.spins_per_layer") and "spins_per_layer = 8" in msg
+    assert "chain.n_sites" in msg
+
+
+def test_disabled_families_have_no_jobs_and_are_reported():
+    cfg = quick_config()
+    cfg["gibbs"]["enabled"] = False
+    del cfg["bath"]
+    status = sweeps.family_status(cfg)
+    assert status["gibbs"] == (False, "disabled in the config")
+    assert status["bath"][0] is False
+    jobs = sweeps.all_jobs(cfg, status)
+    assert not [k for k in jobs if k[0] in ("gibbs", "bath")]
+    text = sweeps.describe_status(status)
+    assert "disabled families: gibbs (disabled in the config); bath" in text
+    # a figure of a disabled family still has (empty) inputs, so it never blocks the DAG
+    assert sweeps.figure_inputs(cfg, jobs, "fig_gibbs")["gibbs"] == []
+
+
+def test_auto_reads_the_engine_declaration(tmp_path, monkeypatch):
+    pkg = tmp_path / "fakeengine"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "simulate.py").write_text("IMPLEMENTED_FAMILIES = ('closed', 'bath')\n"
+                                     "def run_job(cfg, out):\n    raise SystemExit\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sweeps, "ENGINE_MODULE", "fakeengine.simulate")
+    assert sweeps.declared_families() == ("closed", "bath")
+    assert sweeps.probe_family("bath")[0] and not sweeps.probe_family("gibbs")[0]
+
+
+def test_resources_by_spins_override_family_defaults():
+    cfg = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    jobs = sweeps.all_jobs(cfg, ALL_ON)
+    small = sweeps.resources(cfg, "closed", jobs[("closed", "spins_per_layer~4")])
+    big = sweeps.resources(cfg, "closed", jobs[("closed", "spins_per_layer~10")])
+    assert small["ranks"] == 2 and big["ranks"] == 8 and big["mem_mb"] > small["mem_mb"]
+
+
+def test_figure_inputs_follow_the_figure_choices():
+    cfg = quick_config()
+    jobs = sweeps.all_jobs(cfg, ALL_ON)
+    inp = sweeps.figure_inputs(cfg, jobs, "fig3")
+    assert inp["closed"] == ["results/jobs/closed/spins_per_layer~4.nc"]
+    assert inp["gibbs"] == []                 # the Gibbs sweep has N/2 = 2 only
+    cfg["gibbs"]["spins_per_layer"] = [2, 4]
+    jobs = sweeps.all_jobs(cfg, ALL_ON)
+    inp = sweeps.figure_inputs(cfg, jobs, "fig3")
+    assert inp["gibbs"] == ["results/jobs/gibbs/spins_per_layer~4/T_gibbs~100.nc"]
+    fig7 = sweeps.figure_inputs(cfg, jobs, "fig7")["closed"]
+    assert [p.rsplit("~", 1)[1] for p in fig7] == ["2.nc", "3.nc", "4.nc"]
+    fig4 = sweeps.figure_inputs(cfg, jobs, "fig4")["closed"]
+    assert len(fig4) == len(cfg["closed"]["spins_per_layer"])
+
+
+# ---------------------------------------------------------------------------
+# aggregation and plots on real engine output
+# ---------------------------------------------------------------------------
+
+def _simulate(tmp: Path, name: str, mapping: dict) -> Path:
+    cfg = tmp / f"{name}.yaml"
+    cfg.write_text(yaml.safe_dump(mapping))
+    out = tmp / f"{name}.nc"
+    proc = subprocess.run([sys.executable, "-m", "spinvalve.cli", "simulate", "--config",
+                           str(cfg), "--output", str(out)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def job_files(tmp_path_factory):
+    pytest.importorskip("petsc4py")
+    tmp = tmp_path_factory.mktemp("jobs")
+    files = {}
+    for n in (1, 2):
+        files[f"closed{n}"] = _simulate(tmp, f"closed{n}", sweeps.deep_merge(
+            TINY, {"layers": {"n_p": n, "n_a": n}}))
+    files["gibbs2"] = _simulate(tmp, "gibbs2", sweeps.deep_merge(
+        TINY, {"layers": {"n_p": 2, "n_a": 2}, "temperature": {"gibbs": 300.0}}))
+    return files
+
+
+def test_sweep_point_is_read_from_the_job_config(job_files):
+    p = sweep_point(read_job(job_files["gibbs2"]))
+    assert (p["n_spins"], p["spins_per_layer"], p["temperature"]) == (4, 2, 300.0)
+
+
+def test_fig4_merges_the_spin_sweep_along_n_spins(job_files):
+    ds = aggregate("fig4", {"closed": [job_files["closed2"], job_files["closed1"]]},
+                   {"figure": "fig4"})
+    assert list(ds["n_spins"].values) == [2, 4]
+    assert list(ds["spins_per_layer"].values) == [1, 2]
+    assert ds["log_negativity"].dims == ("n_spins", "time")
+    for n, key in ((2, "closed1"), (4, "closed2")):
+        with xr.open_dataset(job_files[key]) as job:
+            np.testing.assert_array_equal(ds["log_negativity"].sel(n_spins=n).values,
+                                          job["log_negativity"].values)
+    assert ds.sizes["source"] == 2
+    assert set(ds["source_family"].values) == {"closed"}
+
+
+def test_every_figure_file_is_self_describing(job_files, tmp_path):
+    inputs = {"closed": [job_files["closed2"]], "gibbs": [job_files["gibbs2"]]}
+    for fig in sweeps.FIGURES:
+        ds = aggregate(fig, inputs, {"figure": fig})
+        for key in ("title", "spinvalve_version", "git_revision", "settings",
+                    "petsc_version", "families_without_data", "notes", "status"):
+            assert key in ds.attrs, (fig, key)
+        for name, var in ds.variables.items():
+            assert "units" in var.attrs and "long_name" in var.attrs, (fig, name)
+        out = tmp_path / f"{fig}.nc"
+        from spinvalve.io import write_dataset
+        write_dataset(ds, out)
+        with xr.open_dataset(out) as back:
+            assert back.attrs["figure"] == fig
+
+
+def test_fig3_and_gibbs_figure_combine_families(job_files):
+    ds = aggregate("fig3", {"closed": [job_files["closed2"]], "gibbs": [job_files["gibbs2"]]})
+    assert "log_negativity" in ds and "log_negativity_gibbs" in ds
+    assert ds["log_negativity_gibbs"].dims == ("temperature", "time_gibbs")
+    assert ds.attrs["families_without_data"] == "bath, multi_electron"
+    g = aggregate("fig_gibbs", {"closed": [job_files["closed2"]], "gibbs": [job_files["gibbs2"]]})
+    assert list(g["temperature"].values) == [0.0, 300.0]
+    peak = g["peak_log_negativity"].sel(n_spins=4)
+    mln = g["log_negativity"].sel(n_spins=4)
+    np.testing.assert_allclose(peak.values, mln.max("time").values)
+    assert g["peak_log_negativity"].attrs["long_name"].startswith("maximum over time")
+
+
+def test_duplicate_sweep_points_are_refused(job_files):
+    with pytest.raises(AggregationError, match="same sweep point"):
+        aggregate("fig4", {"closed": [job_files["closed1"], job_files["closed1"]]})
+
+
+def test_empty_family_gives_a_partial_file_not_an_error():
+    ds = aggregate("fig6", {"multi_electron": []})
+    assert ds.attrs["status"] == "partial" and "multi_electron" in ds.attrs["notes"]
+    fig = draw("fig6", ds)
+    save(fig, [])
+
+
+def _as_batch(path: Path, batch: int, count: int = 4) -> xr.Dataset:
+    ds = read_job(path)
+    cfg = yaml.safe_load(ds.attrs["config"])
+    cfg["bath"] = {"temperature": 10.0}
+    cfg["trajectories"] = {"first": batch * count, "count": count}
+    ds.attrs["config"] = yaml.safe_dump(cfg)
+    return ds
+
+
+def test_bath_batches_are_stacked_until_the_engine_combines_them(job_files):
+    b = [_as_batch(job_files["closed2"], i) for i in (1, 0)]
+    merged = combine_bath_batches(b)
+    if merged.attrs["bath_batches"] == "stacked":   # TODO(bath) placeholder in use
+        assert list(merged["batch"].values) == [0, 1]
+        fig3 = aggregate_from(merged, job_files)
+        assert "log_negativity_bath" not in fig3 and "stacked" in fig3.attrs["notes"]
+    one = concatenate_bath_batches_todo([b[1]])
+    fig3 = aggregate_from(one, job_files)
+    assert fig3["log_negativity_bath"].dims == ("bath_temperature", "time_bath")
+
+
+def aggregate_from(merged: xr.Dataset, job_files) -> xr.Dataset:
+    path = Path(job_files["closed2"]).with_name(f"merged{id(merged)}.nc")
+    from spinvalve.io import write_dataset
+    write_dataset(merged, path)
+    return aggregate("fig3", {"closed": [job_files["closed2"]], "bath": [path]})
+
+
+@pytest.mark.parametrize("unit", ["fs", "hbar_over_gamma"])
+def test_every_figure_draws_in_both_time_units(job_files, tmp_path, unit):
+    inputs = {"closed": [job_files["closed1"], job_files["closed2"]],
+              "gibbs": [job_files["gibbs2"]]}
+    for fig in sweeps.FIGURES:
+        sel = dict(inputs)
+        if fig in ("fig2", "fig3", "fig5"):
+            sel["closed"] = [job_files["closed2"]]
+        if fig == "fig_gibbs":
+            sel["closed"] = [job_files["closed2"]]
+        ds = aggregate(fig, sel)
+        figure = draw(fig, ds, unit)
+        label = figure.axes[-1].get_xlabel() if fig != "fig_gibbs" else figure.axes[0].get_xlabel()
+        assert ("fs" in label) == (unit == "fs") and (r"\hbar" in label) == (unit != "fs")
+        outs = save(figure, [tmp_path / f"{fig}.png", tmp_path / f"{fig}.pdf"], dpi=40)
+        assert all(p.stat().st_size > 1000 for p in outs)
+        assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+def test_time_axis_in_hbar_over_gamma(job_files):
+    ds = aggregate("fig4", {"closed": [job_files["closed1"]]})
+    t = time_values(ds, "time", "hbar_over_gamma")
+    assert math.isclose(t[-1], 5.0 / 0.6582119569, rel_tol=1e-9)
+
+
+def test_fig5_panels_split_the_magnon_sectors_like_the_paper():
+    assert magnon_groups(8) == [[0, 1, 2], [3, 4], [5, 6], [7, 8]]
+    assert magnon_groups(2) == [[0, 1, 2], [], [], []]
+
+
+def test_cli_aggregate_and_plot(job_files, tmp_path):
+    out = tmp_path / "fig4.nc"
+    run = [sys.executable, "-m", "spinvalve.cli"]
+    proc = subprocess.run(run + ["aggregate", "fig4", "--closed", str(job_files["closed1"]),
+                                 "--settings", '{"figure": "fig4"}', "-o", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run(run + ["plot", "fig4", str(out), "-o", str(tmp_path / "f.png"),
+                                 "--time-unit", "hbar_over_gamma"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "f.png").stat().st_size > 1000
+    proc = subprocess.run(run + ["aggregate", "fig4", "--closed", str(tmp_path / "nope.nc"),
+                                 "-o", str(tmp_path / "x.nc")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "nope.nc" in proc.stderr
+    assert not (tmp_path / "x.nc").exists()
+
