@@ -110,8 +110,11 @@ class Numerics:
 class Observables:
     k_values: tuple[float, ...] = _f((math.pi / 6, math.pi / 2),
                                      doc="QFI momentum transfers (1/site)")
-    qfi_exact_max_dim: int = _f(4096, lo=0,
-                                doc="largest rho_FM block diagonalised for the exact QFI")
+    qfi_exact_max_dim: int = _f(8192, lo=0,
+                                doc="largest rank of a rho_FM block diagonalised for the exact QFI")
+    negativity_max_dim: int = _f(16384, lo=0,
+                                 doc="largest rho^{T_a} charge-imbalance block diagonalised "
+                                     "(larger: MLN not computed, NaN)")
 
 
 @dataclass(frozen=True)

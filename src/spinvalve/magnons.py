@@ -40,8 +40,8 @@ def w_state_probability(rho: BlockDensityMatrix) -> float:
     for K, cps, cas in (
             (n_p - 1, [full_p ^ (1 << i) for i in range(n_p)], [0] * n_p),
             (n_p + 1, [full_p] * lay.n_a, [1 << j for j in range(lay.n_a)])):
-        if not cps or K not in rho.blocks:
+        if not cps or K not in rho.factors:
             continue
         idx = lay.block(K).index(np.array(cps), np.array(cas))
-        total += rho.blocks[K][np.ix_(idx, idx)].sum().real
+        total += float((np.abs(rho.factors[K][idx].sum(axis=0)) ** 2).sum())
     return float(total / N) if N else 0.0

@@ -41,29 +41,36 @@ def qfi_bound(rho: BlockDensityMatrix, positions: np.ndarray, k_values) -> np.nd
 
 
 def fisher(p: np.ndarray, u: np.ndarray, o_diag: np.ndarray) -> float:
-    """F_Q(O) for rho = u diag(p) u^dag and O = diag(o_diag) in the same basis."""
-    o = u.conj().T @ (o_diag[:, None] * u)
+    """F_Q(O) for rho = u diag(p) u^dag (u may be thin: the range of rho) and O = diag(o_diag).
+
+    Pairs inside the range: 2 sum_ab (p_a - p_b)^2/(p_a + p_b) |O_ab|^2. Pairs with a
+    null vector b contribute 2 * 2 p_a |O_ab|^2 summed over the null space, which is
+    4 sum_a p_a (<a|O^2|a> - sum_{b in range} |O_ab|^2), so the null space is never formed.
+    """
+    p = np.clip(p, 0.0, None)
+    ou = o_diag[:, None] * u
+    o = u.conj().T @ ou
     ps = p[:, None] + p[None, :]
     pd = (p[:, None] - p[None, :]) ** 2
     mask = ps > PAIR_FLOOR
-    return float(2 * (pd[mask] / ps[mask] * np.abs(o[mask]) ** 2).sum())
+    inner = 2 * (pd[mask] / ps[mask] * np.abs(o[mask]) ** 2).sum()
+    o2 = np.einsum("ca,ca->a", ou.conj(), ou).real  # <a|O^2|a>
+    null = 4 * (p * (o2 - (np.abs(o) ** 2).sum(axis=0))).sum()
+    return float(inner + max(null, 0.0))
 
 
 def qfi_exact(rho: BlockDensityMatrix, positions: np.ndarray, k_values,
-              eig: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
-              max_dim: int = 4096) -> np.ndarray:
-    """[F_Q(O_c) + F_Q(O_s)] / N from the block eigen-decompositions of rho_FM.
+              max_dim: int = 1 << 30) -> np.ndarray:
+    """[F_Q(O_c) + F_Q(O_s)] / N from the (thin) block eigen-decompositions of rho_FM.
 
-    NaN where a block is larger than ``max_dim`` (too costly to diagonalise).
+    NaN where a block's range is larger than ``max_dim`` (too costly to diagonalise).
     """
     N = rho.layers.n_spins
-    if any(r.shape[0] > max_dim for r in rho.blocks.values()):
+    if any(min(f.shape) > max_dim for f in rho.factors.values()):
         return np.full(len(k_values), np.nan)
-    if eig is None:
-        eig = {K: np.linalg.eigh(0.5 * (r + r.conj().T)) for K, r in rho.blocks.items()}
     out = np.zeros(len(k_values))
     for block, _ in rho.items():
-        p, u = eig[block.K]
+        p, u = rho.eigh(block.K)
         s = block.spins.astype(float) / 2
         for n, k in enumerate(k_values):
             out[n] += fisher(p, u, s @ np.cos(k * positions)) + fisher(p, u, s @ np.sin(k * positions))

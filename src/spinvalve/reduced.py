@@ -1,81 +1,138 @@
-"""Reduced density matrix of the localized spins, stored block by block.
+"""Reduced density matrix of the localized spins, stored block by block as Gram factors.
 
 rho_FM = sum_members w_m Tr_e |psi_m><psi_m| (SPEC "Observables"). Every member
 has a definite S^z_tot, so rho_FM commutes with the total localized S^z and is
-block diagonal in the number K of up spins: ``blocks[K]`` is a dense matrix over
-the configurations of :class:`~spinvalve.basis.ChargeBlock` ``K``. A member's
-contribution to a block is the Gram product sum_x psi[x, c] psi*[x, c'] of its
-amplitudes (orbital index summed, electron spin fixed by the block).
+block diagonal in the number K of up spins. A member's contribution to block K is
+the Gram product sum_x psi[c, x] psi*[c', x] of its amplitudes with the orbital
+index summed (electron spin fixed by the part), so
+
+    rho_K = F_K F_K^dag,   F_K = [sqrt(w_m) psi_m[c, x]]  (columns: members x sites).
+
+The factor F_K (n_K x r_K, r_K <= 2 L) is what is kept: the dense block is formed
+only when it is small (n_K <= r_K or below ``DENSE_LIMIT``); spectra come from the
+smaller Gram side, layer states and rho^{T_a} sub-blocks from factor contractions.
+For 10+10 spins the K = 10 block has n = 184756 configurations but rank <= 402.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
 from .basis import ChargeBlock, SpinLayers
 
+DENSE_LIMIT = 2048
+
 
 @dataclass
 class BlockDensityMatrix:
     layers: SpinLayers
-    blocks: dict[int, np.ndarray] = field(default_factory=dict)
+    factors: dict[int, np.ndarray] = field(default_factory=dict)
 
-    def add_gram(self, block: ChargeBlock, amplitudes: np.ndarray, weight: float) -> None:
-        """blocks[K] += weight * A A^dag  for amplitudes A[c, x] of one charge block."""
-        g = amplitudes @ amplitudes.conj().T
-        if block.K in self.blocks:
-            self.blocks[block.K] += weight * g
-        else:
-            self.blocks[block.K] = weight * g
+    # -- construction ---------------------------------------------------------------
+    @classmethod
+    def from_parts(cls, layers: SpinLayers, parts: list[tuple[int, float, np.ndarray]]
+                   ) -> "BlockDensityMatrix":
+        """From (K, weight, amplitudes[c, x]) contributions (one per member part)."""
+        cols: dict[int, list[np.ndarray]] = {}
+        for K, w, amp in parts:
+            cols.setdefault(K, []).append(np.sqrt(w) * amp)
+        return cls(layers, {K: np.ascontiguousarray(np.hstack(c)) for K, c in sorted(cols.items())})
 
-    def allreduce(self, comm) -> "BlockDensityMatrix":
-        """Sum the per-rank partial blocks over ``comm`` (every rank gets the total)."""
-        keys = sorted(comm.allreduce(set(self.blocks), op=_union))
-        out = BlockDensityMatrix(self.layers)
-        for K in keys:
-            size = self.layers.block(K).size
-            local = self.blocks.get(K, np.zeros((size, size), complex))
-            total = np.empty_like(local)
-            comm.Allreduce(np.ascontiguousarray(local), total)
-            out.blocks[K] = total
-        return out
+    @classmethod
+    def gather(cls, layers: SpinLayers, parts: list[tuple[int, float, np.ndarray]], comm,
+               root: int = 0) -> "BlockDensityMatrix | None":
+        """Collect every rank's parts on ``root`` (None elsewhere)."""
+        if comm.size == 1:
+            return cls.from_parts(layers, parts)
+        everything = comm.gather(parts, root=root)
+        if comm.rank != root:
+            return None
+        return cls.from_parts(layers, [p for rank_parts in everything for p in rank_parts])
 
+    @classmethod
+    def from_dense_blocks(cls, layers: SpinLayers, blocks: dict[int, np.ndarray]) -> "BlockDensityMatrix":
+        """Factor given Hermitian positive blocks (tests, combining ensembles)."""
+        factors = {}
+        for K, r in blocks.items():
+            p, u = np.linalg.eigh(0.5 * (r + r.conj().T))
+            keep = p > 0
+            factors[K] = u[:, keep] * np.sqrt(p[keep])
+        return cls(layers, factors)
+
+    # -- access ---------------------------------------------------------------------
     def items(self):
-        for K in sorted(self.blocks):
-            yield self.layers.block(K), self.blocks[K]
+        """(block, factor) for every charge block present."""
+        for K in sorted(self.factors):
+            yield self.layers.block(K), self.factors[K]
+
+    def dense(self, K: int) -> np.ndarray:
+        """The dense block rho_K (cached; only for blocks of moderate size)."""
+        cache = self.__dict__.setdefault("_dense", {})
+        if K not in cache:
+            f = self.factors[K]
+            cache[K] = f @ f.conj().T
+        return cache[K]
+
+    def is_small(self, K: int) -> bool:
+        n, r = self.factors[K].shape
+        return n <= max(r, DENSE_LIMIT)
 
     @property
     def trace(self) -> float:
-        return float(sum(np.trace(r).real for r in self.blocks.values()))
+        return float(sum(np.vdot(f, f).real for f in self.factors.values()))
 
     @property
     def hermiticity_error(self) -> float:
-        return float(max((np.abs(r - r.conj().T).max() for r in self.blocks.values() if r.size),
+        """max |rho - rho^dag| over the dense blocks formed (factored blocks are Hermitian by construction)."""
+        return float(max((np.abs(self.dense(K) - self.dense(K).conj().T).max()
+                          for K in self.factors if self.is_small(K) and self.factors[K].size),
                          default=0.0))
 
     def diagonal(self):
         """(block, probabilities of its configurations) for every block."""
-        for block, r in self.items():
-            yield block, np.real(np.diagonal(r)).copy()
+        for block, f in self.items():
+            yield block, np.einsum("cr,cr->c", f, f.conj()).real
+
+    def spectrum(self, K: int) -> np.ndarray:
+        """Nonzero part of the spectrum of rho_K, from the smaller Gram side."""
+        f = self.factors[K]
+        g = f.conj().T @ f if f.shape[1] < f.shape[0] else self.dense(K)
+        return np.linalg.eigvalsh(0.5 * (g + g.conj().T)) if g.size else np.zeros(0)
+
+    def eigh(self, K: int) -> tuple[np.ndarray, np.ndarray]:
+        """Eigenpairs (p, U) of rho_K on its range (thin: U is n_K x rank), descending p."""
+        f = self.factors[K]
+        if self.is_small(K):
+            p, u = np.linalg.eigh(0.5 * (self.dense(K) + self.dense(K).conj().T))
+        else:
+            s2, v = np.linalg.eigh(f.conj().T @ f)
+            keep = s2 > s2.max(initial=0.0) * 1e-15
+            p, u = s2[keep], (f @ v[:, keep]) / np.sqrt(s2[keep])
+        return p[::-1], u[:, ::-1]
+
+    def sub_factor(self, K: int, n: int) -> np.ndarray:
+        """Rows of sub-block ``n`` of block K as a tensor F[i_p, i_a, column]."""
+        sb = self.layers.block(K).subblocks[n]
+        return self.factors[K][sb.slice].reshape(sb.n_pc, sb.n_ac, -1)
 
     def sub(self, K: int, row: int, col: int) -> np.ndarray:
         """Sub-block ``(row, col)`` of block K as a tensor [i_p, i_a, j_p, j_a]."""
-        block = self.layers.block(K)
-        a, b = block.subblocks[row], block.subblocks[col]
-        return self.blocks[K][a.slice, b.slice].reshape(a.n_pc, a.n_ac, b.n_pc, b.n_ac)
+        a, b = self.sub_factor(K, row), self.sub_factor(K, col)
+        return np.einsum("iar,jbr->iajb", a, b.conj(), optimize=True)
 
     def layer_blocks(self, layer: str) -> dict[int, np.ndarray]:
         """Reduced state of one layer ('p' or 'a'), block diagonal in its number of up spins."""
         out: dict[int, np.ndarray] = {}
         for block, _ in self.items():
             for n, sb in enumerate(block.subblocks):
-                t = self.sub(block.K, n, n)
+                f = self.sub_factor(block.K, n)
                 if layer == "p":
-                    k, part = sb.k_p, np.einsum("iaja->ij", t)
+                    k, part = sb.k_p, np.einsum("iar,jar->ij", f, f.conj(), optimize=True)
                 else:
-                    k, part = sb.k_a, np.einsum("iaib->ab", t)
+                    k, part = sb.k_a, np.einsum("iar,ibr->ab", f, f.conj(), optimize=True)
                 out[k] = out[k] + part if k in out else part
         return out
 
@@ -83,12 +140,8 @@ class BlockDensityMatrix:
         """Dense 2^N x 2^N matrix in the bit basis index c_p + 2^n_p c_a (tests, small N)."""
         n_p, N = self.layers.n_p, self.layers.n_spins
         rho = np.zeros((1 << N, 1 << N), complex)
-        for block, r in self.items():
+        for block, _ in self.items():
             cp, ca = block.bits
             idx = cp + (ca << n_p)
-            rho[np.ix_(idx, idx)] = r
+            rho[np.ix_(idx, idx)] = self.dense(block.K)
         return rho
-
-
-def _union(a: set, b: set, datatype=None) -> set:
-    return a | b

@@ -26,7 +26,7 @@ from .hamiltonian import HamiltonianShell, Model
 from .io import provenance, write_dataset
 from .magnons import magnon_probabilities, reachable_configurations, w_state_probability
 from .propagate import make_propagator
-from .qfi import qfi_bound, qfi_exact
+from .qfi import qfi_bound, qfi_exact, sz_moments
 from .reduced import BlockDensityMatrix
 from .basis import Sector
 
@@ -91,39 +91,40 @@ class Engine:
 
     # -- one output time -------------------------------------------------------------
     def measure(self) -> dict:
-        """Observables of the ensemble at the current time (identical on every rank)."""
-        rho = BlockDensityMatrix(self.model.layers)
-        scal = np.zeros(4)  # norm, energy, s^z_e, spare
+        """Observables of the ensemble at the current time (identical on every rank).
+
+        Each rank contributes the amplitudes of its rows (Gram factors of rho_FM's
+        blocks); rank 0 assembles rho_FM, computes the observables and broadcasts them.
+        """
+        parts = []
+        scal = np.zeros(3)  # norm, energy, s^z_e
+        hpsi = None
         for st in self.states:
             w, psi, sec = st.member.weight, st.local, st.shell.sector
-            hpsi = np.empty_like(psi)
+            if hpsi is None or hpsi.shape != psi.shape:
+                hpsi = np.empty_like(psi)
             st.shell.apply(psi, hpsi)
             scal[0] += w * np.vdot(psi, psi).real
             scal[1] += w * np.vdot(psi, hpsi).real
             for e_up, block, sl in sec.iter_parts():
                 amp = psi[sl]
                 scal[2] += (1 if e_up else -1) * w * np.vdot(amp, amp).real
-                rho.add_gram(block, amp, w)
-        # a rank's contributions are counted once per group member: sum over the world
+                parts.append((block.K, w, amp))
+        del hpsi
         total = np.empty_like(scal)
         self.world.Allreduce(scal, total)
-        rho = rho.allreduce(self.world)
-        return self.observables(rho, *total[:3])
+        rho = BlockDensityMatrix.gather(self.model.layers, parts, self.world)
+        obs = self.observables(rho, *total) if rho is not None else None
+        return self.world.bcast(obs, root=0)
 
     def observables(self, rho: BlockDensityMatrix, norm: float, energy: float, sz_e: float) -> dict:
-        cfg = self.cfg
-        eig = {K: np.linalg.eigh(0.5 * (r + r.conj().T)) for K, r in rho.blocks.items()
-               if r.shape[0] <= max(cfg.observables.qfi_exact_max_dim, 1)}
-        spectra = {K: e[0] for K, e in eig.items()}
-        if len(spectra) < len(rho.blocks):
-            spectra = None
-        s_p, s_a, s_pa = entropies(rho, spectra)
-        e_n, by_q = negativity(rho)
+        cfg, N = self.cfg, self.model.n_spins
+        s_p, s_a, s_pa = entropies(rho)
+        e_n, by_q = negativity(rho, cfg.observables.negativity_max_dim)
         positions = np.array(self.model.spin_sites, dtype=float)
-        N = self.model.n_spins
+        n_k = len(cfg.observables.k_values)
         spin = np.zeros((N, 3))
         if N:
-            from .qfi import sz_moments
             spin[:, 2] = sz_moments(rho)[0]
         return {
             "electron_spin": np.array([0.0, 0.0, sz_e]),
@@ -134,11 +135,9 @@ class Engine:
             "negativity_by_imbalance": by_q,
             "magnon_probability": magnon_probabilities(rho),
             "w_state_probability": w_state_probability(rho),
-            "qfi_bound": qfi_bound(rho, positions, cfg.observables.k_values) if N else
-            np.zeros(len(cfg.observables.k_values)),
-            "qfi_exact": qfi_exact(rho, positions, cfg.observables.k_values, eig,
-                                   cfg.observables.qfi_exact_max_dim) if N else
-            np.zeros(len(cfg.observables.k_values)),
+            "qfi_bound": qfi_bound(rho, positions, cfg.observables.k_values) if N else np.zeros(n_k),
+            "qfi_exact": (qfi_exact(rho, positions, cfg.observables.k_values,
+                                    cfg.observables.qfi_exact_max_dim) if N else np.zeros(n_k)),
             "norm": norm, "energy": energy,
             "sz_total": sz_e + spin[:, 2].sum(),
             "trace_rho": rho.trace,
