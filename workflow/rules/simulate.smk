@@ -53,6 +53,7 @@ rule simulate_tdmrg:
         family="multi_electron",
     threads: lambda wildcards: job_resources(wildcards)["threads"]
     resources:
+        cpus_per_task=lambda wildcards: job_resources(wildcards)["threads"],
         mem_mb=lambda wildcards: job_resources(wildcards)["mem_mb"],
         runtime=lambda wildcards: job_resources(wildcards)["runtime"],
     shell:

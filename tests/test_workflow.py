@@ -1,0 +1,243 @@
+"""The Snakemake pipeline end to end: .test/ config, local and SLURM, reruns, bad input.
+
+Every run uses the real engine (``spinvalve simulate`` under ``mpiexec``/``srun``)
+in a temporary working directory (``snakemake --directory``), never the
+repository's own ``results/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import xarray as xr
+import yaml
+
+try:  # pytest's rootdir-relative import or a package-style one
+    from slurm_fixture import slurm_cluster  # noqa: F401  (pytest fixture)
+except ImportError:  # pragma: no cover
+    from tests.slurm_fixture import slurm_cluster  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+LOCAL = REPO / "workflow" / "profiles" / "local"
+SLURM = REPO / "workflow" / "profiles" / "slurm"
+TEST_CONFIG = REPO / ".test" / "config.yaml"
+FIGURES = ("fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig_gibbs")
+
+pytestmark = pytest.mark.skipif(
+    subprocess.run([sys.executable, "-c", "import snakemake"], capture_output=True).returncode,
+    reason="snakemake is not installed in this interpreter (pip install -e '.[workflow]')")
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1")
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env.pop("SNAKEMAKE_PROFILE", None)
+    return env
+
+
+def snakemake(workdir: Path, configfile: Path, *args: str, profile: Path = LOCAL,
+              timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE),
+           "--directory", str(workdir), "--configfile", str(configfile),
+           "--profile", str(profile), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env(),
+                          cwd=workdir)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}): {' '.join(cmd)}\n"
+                             f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def planned(proc: subprocess.CompletedProcess) -> set[tuple[str, str]]:
+    """(rule, first output) of every job a dry run would execute (rule `all` excluded)."""
+    jobs, rule = set(), None
+    for line in (proc.stdout + proc.stderr).splitlines():
+        m = re.match(r"^(?:local)?rule (\w+):$", line.strip())
+        if m:
+            rule = m.group(1)
+            continue
+        m = re.match(r"^\s+output: (\S+?),?(\s|$)", line)
+        if m and rule:
+            if rule != "all":
+                jobs.add((rule, m.group(1).rstrip(",")))
+            rule = None
+    return jobs
+
+
+def edited_config(tmp: Path, name: str, edit) -> Path:
+    cfg = yaml.safe_load(TEST_CONFIG.read_text())
+    edit(cfg)
+    path = tmp / name
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+# ---------------------------------------------------------------------------
+# one full local run of the .test config, shared by the tests below
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("pipeline")
+    cfg = work / "config.yaml"
+    shutil.copy(TEST_CONFIG, cfg)
+    t0 = time.monotonic()
+    proc = snakemake(work, cfg, "--cores", "2")
+    return {"work": work, "config": cfg, "proc": proc, "seconds": time.monotonic() - t0}
+
+
+def enabled_families(proc) -> set[str]:
+    m = re.search(r"enabled families: (.*)", proc.stderr + proc.stdout)
+    return set() if not m or m.group(1) == "none" else {s.strip() for s in m.group(1).split(",")}
+
+
+@pytest.mark.mpi
+def test_local_pipeline_writes_every_figure(local_run):
+    work, proc = local_run["work"], local_run["proc"]
+    assert local_run["seconds"] < 150, local_run["seconds"]
+    out = proc.stdout + proc.stderr
+    assert "disabled families" in out or "enabled families" in out
+    # each MPI job ran its ranks under mpiexec, the count from the rule's resources
+    assert re.search(r"mpiexec -n 2 spinvalve simulate --config results/jobs/closed/", out)
+    for fig in FIGURES:
+        for ext in ("nc", "png", "pdf"):
+            path = work / "results" / "figures" / f"{fig}.{ext}"
+            assert path.stat().st_size > 0, path
+        with xr.open_dataset(work / "results" / "figures" / f"{fig}.nc") as ds:
+            assert ds.attrs["figure"] == fig and ds.attrs["git_revision"]
+            assert "settings" in ds.attrs and "spinvalve_version" in ds.attrs
+            for name, var in ds.variables.items():
+                assert "units" in var.attrs and "long_name" in var.attrs, (fig, name)
+    with xr.open_dataset(work / "results" / "figures" / "fig4.nc") as ds:
+        assert list(ds["n_spins"].values) == [2, 4]
+        assert {str(c) for c in ds["source_config"].values} != {""}
+    with xr.open_dataset(work / "results/jobs/closed/spins_per_layer~2.nc") as job:
+        assert int(job.attrs["mpi_ranks"]) == 2
+    assert not list((work / "results").rglob("*.tmp")) and not list((work / "results").rglob(".*.nc*"))
+
+
+@pytest.mark.mpi
+def test_unchanged_second_run_does_nothing(local_run):
+    proc = snakemake(local_run["work"], local_run["config"], "--cores", "2")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    assert planned(proc) == set()
+
+
+@pytest.mark.mpi
+def test_one_sweep_value_reruns_exactly_its_jobs(local_run):
+    work = local_run["work"]
+    cfg = edited_config(work, "more_spins.yaml",
+                        lambda c: c["closed"].update(spins_per_layer=[1, 2, 3]))
+    assert planned(snakemake(work, cfg, "-n")) == {
+        ("job_config", "results/jobs/closed/spins_per_layer~3.yaml"),
+        ("simulate", "results/jobs/closed/spins_per_layer~3.nc"),
+        ("aggregate_figure", "results/figures/fig4.nc"),   # Fig. 4 shows every N
+        ("plot_fig4", "results/figures/fig4.png"),
+    }
+    if "gibbs" in enabled_families(local_run["proc"]):
+        cfg = edited_config(work, "gibbs_t.yaml",
+                            lambda c: c["gibbs"].update(temperatures=[100, 200]))
+        assert planned(snakemake(work, cfg, "-n")) == {
+            ("job_config", "results/jobs/gibbs/spins_per_layer~2/T_gibbs~200.yaml"),
+            ("simulate", "results/jobs/gibbs/spins_per_layer~2/T_gibbs~200.nc"),
+            ("aggregate_figure", "results/figures/fig_gibbs.nc"),
+            ("plot_fig_gibbs", "results/figures/fig_gibbs.png"),
+        }
+
+
+@pytest.mark.mpi
+def test_plot_option_reruns_plots_only_and_job_change_reruns_its_jobs(local_run):
+    work = local_run["work"]
+    cfg = edited_config(work, "units.yaml", lambda c: c["plot"].update(time_unit="hbar_over_gamma"))
+    jobs = planned(snakemake(work, cfg, "-n"))
+    assert jobs == {(f"plot_{f}", f"results/figures/{f}.png") for f in FIGURES}
+    cfg = edited_config(work, "closed_job.yaml",
+                        lambda c: c["closed"].update(job={"time": {"t_end": 4.0}}))
+    jobs = planned(snakemake(work, cfg, "-n"))
+    sims = {o for r, o in jobs if r == "simulate"}
+    assert sims == {"results/jobs/closed/spins_per_layer~1.nc",
+                    "results/jobs/closed/spins_per_layer~2.nc"}
+    assert not [o for r, o in jobs if "gibbs/" in o or "multi_electron/" in o]
+
+
+@pytest.mark.mpi
+def test_killed_job_leaves_nothing_snakemake_takes_as_complete(tmp_path):
+    def edit(c):
+        c["job"]["time"]["t_end"] = 2000.0
+        c["closed"]["spins_per_layer"] = [2]
+        c["figures"]["fig7_spins_per_layer"] = [2]
+        for fam in ("gibbs", "bath", "multi_electron"):
+            c[fam]["enabled"] = False
+    cfg = edited_config(tmp_path, "long.yaml", edit)
+    target = "results/jobs/closed/spins_per_layer~2.nc"
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory",
+           str(tmp_path), "--configfile", str(cfg), "--profile", str(LOCAL), "--cores", "2",
+           target]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=_env(), cwd=tmp_path, start_new_session=True)
+    log = tmp_path / "results/logs/jobs/closed/spins_per_layer~2.log"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and "spinvalve: t =" not in (
+                log.read_text() if log.exists() else ""):
+            time.sleep(0.5)
+        assert "spinvalve: t =" in log.read_text(), "the job never started propagating"
+        assert proc.poll() is None, "the job finished before it could be killed"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    time.sleep(1)
+    assert not (tmp_path / target).exists()
+    rerun = planned(snakemake(tmp_path, cfg, "-n", target))
+    assert ("simulate", target) in rerun
+
+
+@pytest.mark.parametrize("edit, key", [
+    (lambda c: c["job"]["chain"].update(colour="red"), "job.chain.colour"),
+    (lambda c: c["closed"]["resources"].update(ranks="two"), "closed.resources.ranks"),
+    (lambda c: c["gibbs"].update(enabled=True, temperatures=[-10]), "gibbs.temperatures[0]"),
+    (lambda c: c["closed"].update(spins_per_layer=[2, 9]), "closed.spins_per_layer"),
+])
+def test_bad_config_stops_before_any_job(tmp_path, edit, key):
+    cfg = edited_config(tmp_path, "bad.yaml", edit)
+    proc = snakemake(tmp_path, cfg, "--cores", "2", check=False, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "invalid workflow config" in out and key in out, out[-2000:]
+    assert not (tmp_path / "results").exists()
+    assert not re.search(r"^(local)?rule \w+:", out, re.M)
+
+
+# ---------------------------------------------------------------------------
+# SLURM: the same pipeline through workflow/profiles/slurm on the test cluster
+# ---------------------------------------------------------------------------
+
+@pytest.mark.slurm
+@pytest.mark.mpi
+def test_slurm_pipeline(slurm_cluster, tmp_path):
+    cfg = tmp_path / "config.yaml"
+    shutil.copy(TEST_CONFIG, cfg)
+    proc = snakemake(tmp_path, cfg, profile=SLURM, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert re.search(r"submitted with SLURM jobid \d+ \(log: \S*rule_simulate", out), out[-3000:]
+    # the 2-rank MPI jobs are started by srun inside their allocation
+    assert re.search(r"srun -n 2 spinvalve simulate --config results/jobs/closed/", out)
+    for n in (1, 2):
+        with xr.open_dataset(tmp_path / f"results/jobs/closed/spins_per_layer~{n}.nc") as job:
+            assert int(job.attrs["mpi_ranks"]) == 2
+    for fig in FIGURES:
+        for ext in ("nc", "png", "pdf"):
+            assert (tmp_path / "results" / "figures" / f"{fig}.{ext}").stat().st_size > 0
+    again = snakemake(tmp_path, cfg, "-n", profile=SLURM, timeout=300)
+    assert planned(again) == set()
