@@ -8,13 +8,30 @@ V_i (a diagonal plus one spin-flip partner per configuration) touches one
 column. The Chebyshev variant also forms T_{k+1} = s (H - a) T_k - T_{k-1} in
 place of T_{k-1} and accumulates c_k T_{k+1}: one pass per recursion step.
 
+Every coefficient of H is real, so the kernels work on the float64 view of the
+complex rows (re, im interleaved): H acts on both halves alike, and each term
+is a plain multiply-add over 2 L contiguous floats that the compiler turns into
+SIMD instructions (``fastmath``). Only the accumulation ``acc += c_k T_{k+1}``
+needs complex arithmetic.
+
 Threads: one per MPI rank by default (``SPINVALVE_THREADS`` overrides); the
-parallelism of the engine comes from MPI ranks.
+parallelism of the engine comes from MPI ranks. With one thread the serial
+kernels run (no thread-pool launch per call), otherwise the ``prange`` ones.
+
+Subnormal floats: amplitudes of configurations many flips away from the initial
+one underflow into subnormal numbers, on which x86 arithmetic is many times
+slower. :func:`flush_denormals` sets the flush-to-zero and denormals-are-zero
+bits of the calling thread's MXCSR (glibc ``fesetenv``); the engine's kernels
+call it once (``SPINVALVE_FTZ=0`` disables it). The change of any amplitude is
+below 2.2e-308.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
+import platform
 
 import numpy as np
 
@@ -25,58 +42,157 @@ try:
 except ImportError:  # pragma: no cover - numba is a declared dependency
     HAVE_NUMBA = False
 
+_THREADS = 1
+
 
 if HAVE_NUMBA:
-    @njit(cache=True)
-    def _h_row(cur, r, out, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
+    _jit = dict(cache=True, fastmath=True, boundscheck=False)
+
+    @njit(**_jit)
+    def _h_row(cf, r, h, s, sa, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
                j_flip, lo, hi, has_lo, has_hi):
-        """out[:] = (H cur)[r, :]."""
-        nx = cur.shape[1]
-        for x in range(nx):
-            out[x] = 0.0
+        """h[:] = s (H - a) cur [r, :] on float views (re, im interleaved), sa = s a."""
+        n2 = cf.shape[1]
+        row = cf[r]
+        g = s * gamma
+        for x in range(n2):
+            h[x] = -sa * row[x]
         for k in range(indptr[r], indptr[r + 1]):
-            c, d = indices[k], data[k]
-            for x in range(nx):
-                out[x] += d * cur[c, x]
-        for x in range(1, nx):
-            out[x] -= gamma * cur[r, x - 1]
-        for x in range(nx - 1):
-            out[x] -= gamma * cur[r, x + 1]
+            d = s * data[k]
+            other = cf[indices[k]]
+            for x in range(n2):
+                h[x] += d * other[x]
+        for x in range(2, n2):
+            h[x] -= g * row[x - 2]
+        for x in range(n2 - 2):
+            h[x] -= g * row[x + 2]
         if has_lo:
-            out[0] -= gamma * lo[r]
+            h[0] -= g * lo[r].real
+            h[1] -= g * lo[r].imag
         if has_hi:
-            out[nx - 1] -= gamma * hi[r]
+            h[n2 - 2] -= g * hi[r].real
+            h[n2 - 1] -= g * hi[r].imag
+        sj = s * j_flip
         for n in range(fm_cols.shape[0]):
-            x = fm_cols[n]
-            out[x] += sd_diag[n, r] * cur[r, x]
+            x = 2 * fm_cols[n]
+            dd = s * sd_diag[n, r]
+            h[x] += dd * row[x]
+            h[x + 1] += dd * row[x + 1]
             p = sd_partner[n, r]
             if p >= 0:
-                out[x] += j_flip * cur[p, x]
+                h[x] += sj * cf[p, x]
+                h[x + 1] += sj * cf[p, x + 1]
 
-    @njit(parallel=True, cache=True)
-    def apply_fused(cur, out, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
-                    j_flip, lo, hi, has_lo, has_hi):
-        for r in prange(cur.shape[0]):
-            _h_row(cur, r, out[r], gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
-                   j_flip, lo, hi, has_lo, has_hi)
+    @njit(**_jit)
+    def _cheb_row(cf, pf, af, r, h, cr, ci, s, sa, gamma, indptr, indices, data, fm_cols,
+                  sd_diag, sd_partner, j_flip, lo, hi, has_lo, has_hi):
+        _h_row(cf, r, h, s, sa, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
+               j_flip, lo, hi, has_lo, has_hi)
+        pr, ar = pf[r], af[r]
+        for x in range(0, h.shape[0], 2):
+            re = h[x] - pr[x]
+            im = h[x + 1] - pr[x + 1]
+            pr[x] = re
+            pr[x + 1] = im
+            ar[x] += cr * re - ci * im
+            ar[x + 1] += cr * im + ci * re
 
-    @njit(parallel=True, cache=True)
-    def chebyshev_fused(cur, prev, acc, ck, a, s, gamma, indptr, indices, data, fm_cols,
-                        sd_diag, sd_partner, j_flip, lo, hi, has_lo, has_hi):
-        """prev <- s (H - a) cur - prev;  acc += ck * prev  (one pass)."""
-        D, nx = cur.shape
-        for r in prange(D):
-            h = np.empty(nx, dtype=np.complex128)
-            _h_row(cur, r, h, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
-                   j_flip, lo, hi, has_lo, has_hi)
-            for x in range(nx):
-                new = s * (h[x] - a * cur[r, x]) - prev[r, x]
-                prev[r, x] = new
-                acc[r, x] += ck * new
+    @njit(**_jit)
+    def _apply_serial(cur, out, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
+                      j_flip, lo, hi, has_lo, has_hi):
+        cf, of = cur.view(np.float64), out.view(np.float64)
+        for r in range(cf.shape[0]):
+            _h_row(cf, r, of[r], 1.0, 0.0, gamma, indptr, indices, data, fm_cols, sd_diag,
+                   sd_partner, j_flip, lo, hi, has_lo, has_hi)
+
+    @njit(parallel=True, **_jit)
+    def _apply_parallel(cur, out, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
+                        j_flip, lo, hi, has_lo, has_hi):
+        cf, of = cur.view(np.float64), out.view(np.float64)
+        for r in prange(cf.shape[0]):
+            _h_row(cf, r, of[r], 1.0, 0.0, gamma, indptr, indices, data, fm_cols, sd_diag,
+                   sd_partner, j_flip, lo, hi, has_lo, has_hi)
+
+    @njit(**_jit)
+    def _cheb_serial(cur, prev, acc, ck, a, s, gamma, indptr, indices, data, fm_cols,
+                     sd_diag, sd_partner, j_flip, lo, hi, has_lo, has_hi):
+        cf, pf, af = cur.view(np.float64), prev.view(np.float64), acc.view(np.float64)
+        h = np.empty(cf.shape[1])
+        for r in range(cf.shape[0]):
+            _cheb_row(cf, pf, af, r, h, ck.real, ck.imag, s, s * a, gamma, indptr, indices,
+                      data, fm_cols, sd_diag, sd_partner, j_flip, lo, hi, has_lo, has_hi)
+
+    @njit(parallel=True, **_jit)
+    def _cheb_parallel(cur, prev, acc, ck, a, s, gamma, indptr, indices, data, fm_cols,
+                       sd_diag, sd_partner, j_flip, lo, hi, has_lo, has_hi):
+        cf, pf, af = cur.view(np.float64), prev.view(np.float64), acc.view(np.float64)
+        for r in prange(cf.shape[0]):
+            h = np.empty(cf.shape[1])
+            _cheb_row(cf, pf, af, r, h, ck.real, ck.imag, s, s * a, gamma, indptr, indices,
+                      data, fm_cols, sd_diag, sd_partner, j_flip, lo, hi, has_lo, has_hi)
+
+
+def apply_fused(cur, out, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
+                j_flip, lo, hi, has_lo, has_hi):
+    """out = H cur, one compiled pass (cur, out: C-contiguous complex128 [s, x])."""
+    kern = _apply_serial if _THREADS == 1 else _apply_parallel
+    kern(cur, out, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner, j_flip,
+         lo, hi, has_lo, has_hi)
+
+
+def chebyshev_fused(cur, prev, acc, ck, a, s, gamma, indptr, indices, data, fm_cols,
+                    sd_diag, sd_partner, j_flip, lo, hi, has_lo, has_hi):
+    """prev <- s (H - a) cur - prev;  acc += ck * prev  (one pass)."""
+    kern = _cheb_serial if _THREADS == 1 else _cheb_parallel
+    kern(cur, prev, acc, complex(ck), float(a), float(s), gamma, indptr, indices, data,
+         fm_cols, sd_diag, sd_partner, j_flip, lo, hi, has_lo, has_hi)
 
 
 def set_threads(n: int | None = None) -> None:
-    """Threads of the compiled kernels (default: SPINVALVE_THREADS or 1)."""
+    """Threads of the compiled kernels (default: SPINVALVE_THREADS or 1).
+
+    Also sets flush-to-zero for the calling thread unless ``SPINVALVE_FTZ=0``.
+    """
+    global _THREADS
     if HAVE_NUMBA:
         n = n if n is not None else int(os.environ.get("SPINVALVE_THREADS", "1"))
-        numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+        _THREADS = max(1, min(n, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(_THREADS)
+    if os.environ.get("SPINVALVE_FTZ", "1") != "0":
+        flush_denormals(True)
+
+
+class _FEnv(ctypes.Structure):
+    """glibc's x86-64 fenv_t: the x87 environment, then the SSE control word MXCSR."""
+    _fields_ = [("x87", ctypes.c_uint16 * 14), ("mxcsr", ctypes.c_uint32)]
+
+
+_FTZ_DAZ = 0x8040  # MXCSR bits: flush to zero (15), denormals are zero (6)
+
+
+def flush_denormals(enable: bool = True) -> bool:
+    """Set (or clear) FTZ/DAZ in this thread's MXCSR; False where unsupported."""
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return False
+    try:
+        libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+        env = _FEnv()
+        if libm.fegetenv(ctypes.byref(env)) != 0:
+            return False
+        env.mxcsr = (env.mxcsr | _FTZ_DAZ) if enable else (env.mxcsr & ~_FTZ_DAZ)
+        return libm.fesetenv(ctypes.byref(env)) == 0
+    except (OSError, AttributeError):  # pragma: no cover - non-glibc platforms
+        return False
+
+
+def denormals_flushed() -> bool:
+    """Whether FTZ and DAZ are set in this thread's MXCSR."""
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return False
+    try:
+        libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+        env = _FEnv()
+        libm.fegetenv(ctypes.byref(env))
+        return (env.mxcsr & _FTZ_DAZ) == _FTZ_DAZ
+    except (OSError, AttributeError):  # pragma: no cover
+        return False
