@@ -20,8 +20,16 @@ def _simulate(args: argparse.Namespace) -> int:
     except (ConfigError, OutputError) as exc:
         print(f"spinvalve: error: {exc}", file=sys.stderr)
         return 2
-    from .simulate import run_job
-    run_job(cfg, args.output)
+    from .checkpoint import CheckpointError, Interrupted
+    from .simulate import InvariantError, run_job
+    try:
+        run_job(cfg, args.output)
+    except Interrupted as exc:
+        print(exc.message, file=sys.stderr)
+        return exc.code
+    except (CheckpointError, InvariantError) as exc:
+        print(f"spinvalve: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -29,6 +29,35 @@ from .propagate import make_propagator
 from .qfi import qfi_bound, qfi_exact, sz_moments
 from .reduced import BlockDensityMatrix
 from .basis import Sector
+from .checkpoint import Checkpointer, Interrupted, StopFlag
+
+
+class Progress:
+    """Progress lines (time reached, step, elapsed, ETA) at most every 10 s on stderr;
+    a single updating line when stderr is a terminal."""
+
+    def __init__(self, n_out: int, dt: float, stream):
+        self.n_out, self.dt, self.stream = n_out, dt, stream
+        self.t0 = self.last = wallclock.monotonic()
+        self.tty = bool(stream is not None and hasattr(stream, "isatty") and stream.isatty())
+
+    def update(self, n: int, start: int) -> None:
+        if self.stream is None:
+            return
+        now = wallclock.monotonic()
+        if not (self.tty or now - self.last > 10 or n == self.n_out):
+            return
+        done = (n - start) / max(self.n_out - start, 1)
+        eta = (now - self.t0) / done * (1 - done) if done > 0 else float("nan")
+        line = (f"spinvalve: t = {n * self.dt:.2f} / {self.n_out * self.dt:.2f} fs, step {n}/{self.n_out}, "
+                f"elapsed {now - self.t0:.1f} s, eta {eta:.1f} s")
+        if self.tty:
+            bar = "#" * int(30 * n / self.n_out)
+            print(f"\r[{bar:<30}] {line}", end="\n" if n == self.n_out else "",
+                  file=self.stream, flush=True)
+        else:
+            print(line, file=self.stream, flush=True)
+        self.last = now
 
 
 class InvariantError(RuntimeError):
@@ -150,26 +179,40 @@ class Engine:
             st.propagator.step(st.vec)
 
     # -- whole run -------------------------------------------------------------------
-    def run(self, log=sys.stderr) -> xr.Dataset:
+    def run(self, log=sys.stderr, checkpointer: Checkpointer | None = None,
+            stop: StopFlag | None = None) -> xr.Dataset:
+        """Evolve to t_end recording observables; resume from and write checkpoints."""
         cfg = self.cfg
         n_out = cfg.time.n_out
-        records = []
-        t0 = wallclock.monotonic()
-        last_log = t0
-        for n in range(n_out + 1):
+        records: list[dict] = []
+        start = 0
+        if checkpointer is not None:
+            saved = checkpointer.load()
+            if saved is not None:
+                start, records, arrays = saved
+                for st, arr in zip(self.states, arrays):
+                    st.local[...] = arr
+                if self.world.rank == 0 and log is not None:
+                    print(f"spinvalve: resuming from checkpoint at t = {start * cfg.time.dt_out} fs",
+                          file=log, flush=True)
+        last_ckpt = wallclock.monotonic()
+        progress = Progress(n_out, cfg.time.dt_out, log if self.world.rank == 0 else None)
+        for n in range(start + 1 if records else 0, n_out + 1):
             if n:
                 self.step()
             obs = self.measure()
             self.check_invariants(obs, records[0] if records else obs, n * cfg.time.dt_out)
             records.append(obs)
-            now = wallclock.monotonic()
-            if self.world.rank == 0 and log is not None and (now - last_log > 10 or n == n_out):
-                done = n / n_out
-                eta = (now - t0) / done * (1 - done) if done else float("nan")
-                print(f"spinvalve: t = {n * cfg.time.dt_out:.2f} / {cfg.time.t_end} fs, "
-                      f"step {n}/{n_out}, elapsed {now - t0:.1f} s, eta {eta:.1f} s",
-                      file=log, flush=True)
-                last_log = now
+            progress.update(n, start)
+            if checkpointer is not None and n < n_out:
+                now = wallclock.monotonic()
+                signalled = self.world.allreduce(int(stop is not None and stop.raised is not None))
+                if signalled or now - last_ckpt > checkpointer.interval:
+                    checkpointer.save(n, records, [st.local for st in self.states])
+                    last_ckpt = now
+                if signalled:
+                    raise Interrupted(f"spinvalve: signal received, checkpoint written at "
+                                      f"t = {n * cfg.time.dt_out} fs; rerun the same command to resume")
         return self.dataset(records)
 
     def check_invariants(self, obs: dict, first: dict, t: float) -> None:
@@ -240,18 +283,31 @@ class Engine:
         return ds
 
 
+def checkpoint_base(cfg: JobConfig, output: str | Path) -> Path:
+    return Path(cfg.checkpoint.path) if cfg.checkpoint.path else Path(str(output) + ".ckpt")
+
+
 def run_job(cfg: JobConfig, output: str | Path) -> xr.Dataset:
-    """Run one job and write its NetCDF file (rank 0) atomically."""
+    """Run one job and write its NetCDF file (rank 0) atomically.
+
+    Resumes from a checkpoint of the same config next to the output; SIGTERM or
+    SIGUSR1 writes a checkpoint and exits with status 75.
+    """
     from mpi4py import MPI
     from slepc4py import SLEPc  # noqa: F401  (initialise SLEPc on every rank: its finalize is collective)
     world = MPI.COMM_WORLD
     if cfg.multi_electron is not None:
         from .tdmrg import run_tdmrg
         ds = run_tdmrg(cfg) if world.rank == 0 else None
+        ckpt = None
     else:
-        ds = Engine(cfg, world).run()
+        ckpt = Checkpointer(checkpoint_base(cfg, output), cfg, world)
+        with StopFlag() as stop:
+            ds = Engine(cfg, world).run(checkpointer=ckpt, stop=stop)
     if world.rank == 0:
         ds.attrs.update(provenance(cfg, world.size))
         write_dataset(ds, output)
+    if ckpt is not None:
+        ckpt.remove()
     world.Barrier()
     return ds

@@ -1,0 +1,93 @@
+"""Checkpoint/resume: SIGKILL and SIGTERM mid-run, with 1 and 2 MPI ranks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from conftest import MPI_ENV, ROOT
+
+JOB = """
+chain: {n_sites: 90}
+layers: {n_p: 3, n_a: 3, fm_p_start: 30, spacer: 2}
+pulse: {x0: 12.0}
+time: {t_end: 15.0, dt_out: 0.1}
+checkpoint: {interval: 1.0e-9}
+"""
+
+
+def launch(job, out, ranks=1, extra=()):
+    cmd = [sys.executable, "-m", "spinvalve.cli", "simulate", "--config", str(job), "-o", str(out), *extra]
+    if ranks > 1:
+        cmd = [shutil.which("mpiexec"), "--oversubscribe", "-n", str(ranks), *cmd]
+    env = {**os.environ, **MPI_ENV, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def wait_for_checkpoint(proc, meta, timeout=120):
+    t0 = time.monotonic()
+    while not meta.exists():
+        assert proc.poll() is None, "job ended before writing a checkpoint"
+        assert time.monotonic() - t0 < timeout
+        time.sleep(0.02)
+    time.sleep(0.3)  # let it get a few more steps in
+
+
+def assert_same(a, b):
+    for var in a.data_vars:
+        np.testing.assert_allclose(a[var].values, b[var].values, atol=1e-12, rtol=0, err_msg=var)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ref")
+    job = d / "job.yaml"
+    job.write_text(JOB)
+    out = d / "ref.nc"
+    proc = launch(job, out)
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    assert not list(d.glob("ref.nc.ckpt*")), "checkpoint files left behind after success"
+    return job, xr.open_dataset(out).load()
+
+
+@pytest.mark.parametrize("ranks,sig", [(1, signal.SIGKILL), (1, signal.SIGTERM),
+                                       (2, signal.SIGKILL), (2, signal.SIGTERM)])
+def test_interrupted_job_resumes_to_the_same_result(reference, tmp_path, ranks, sig):
+    job, ref = reference
+    out = tmp_path / "out.nc"
+    proc = launch(job, out, ranks)
+    wait_for_checkpoint(proc, tmp_path / "out.nc.ckpt.meta")
+    os.killpg(proc.pid, sig)
+    code = proc.wait(timeout=120)
+    assert code != 0
+    if sig == signal.SIGTERM and ranks == 1:
+        assert code == 75 and "checkpoint written" in proc.stderr.read()
+    assert not out.exists()
+    proc = launch(job, out, ranks)
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    if ranks == 1:
+        assert "resuming from checkpoint" in proc.stderr.read()
+    assert_same(xr.open_dataset(out), ref)
+    assert not list(tmp_path.glob("out.nc.ckpt*"))
+
+
+def test_checkpoint_of_another_config_is_refused(reference, tmp_path):
+    job, _ = reference
+    out = tmp_path / "out.nc"
+    proc = launch(job, out)
+    wait_for_checkpoint(proc, tmp_path / "out.nc.ckpt.meta")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    proc = launch(job, out, extra=["--set", "couplings.j_sd=0.4"])
+    assert proc.wait(timeout=120) == 1
+    assert "different config" in proc.stderr.read()
+    assert not out.exists()
