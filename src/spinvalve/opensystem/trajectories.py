@@ -1,0 +1,360 @@
+"""Quantum trajectories for the universal Lindblad equation (waiting-time / MCWF method).
+
+Problem. H (Eq. 7) acts on the *full* spin space: the baths flip localized
+spins, so a trajectory leaves its S^z_tot sector; the state is the direct sum
+of every (electron spin, charge block K) part (:meth:`SpinSpace.full`, 2^(N+1)
+spin states per chain site), still applied matrix-free by
+:class:`~spinvalve.hamiltonian.HamiltonianShell`. Between jumps a trajectory
+evolves under H_eff = H - (i/2) Gamma_tot, Gamma_tot = sum_i L_i^dag L_i =
+Gamma_p (x) 1 + 1 (x) Gamma_a (the jump operators act on one layer each, see
+:mod:`.ule`), applied on the localized-spin index for every site and electron spin.
+
+Propagator. exp(-i H_eff tau / hbar) by the same Chebyshev expansion as the
+unitary engine, sum_k c_k(z) T_k((H_eff - a)/b): the generating-function
+identity holds for any operator, and the numerical range of (H_eff - a)/b lies
+in the rectangle [-1, 1] x [-i delta, 0], delta = max eig(Gamma_tot) / (2 b).
+By Crouzeix's theorem ||T_k|| <= (1 + sqrt 2) rho^k on the Bernstein ellipse
+E_rho enclosing that rectangle, so the series is truncated where
+(1 + sqrt 2) sum_{j >= k} |c_j| rho^j < tolerance (a few extra terms: delta ~ 1e-3).
+Each recursion step adds -(i/2) s Gamma_tot T_k to the fused Chebyshev pass.
+
+Waiting-time method (Daley, Adv. Phys. 63, 77). Draw r ~ U(0, 1); propagate
+output step by output step with H_eff; when ||psi||^2 drops below r inside a
+step, locate the crossing by Brent's root search on ln ||psi(tau)||^2 - ln r,
+re-propagating from the step start (jump time to ~1e-9 fs); apply L_i with
+probability proportional to ||L_i psi||^2, normalise, draw a new r, continue.
+At output times the normalised state adds |psi><psi| (traced over site and
+electron spin) to rho_FM.
+
+Randomness and MPI. Trajectory i (both electron-spin members, up then down,
+weight 1/2 each) draws every number from ``np.random.default_rng([seed, i])``;
+ranks run whole trajectories (round robin over the job's slice) on
+MPI.COMM_SELF and the sums are reduced at the end, so results do not depend on
+how trajectories are split over ranks or jobs.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time as wallclock
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import brentq
+from scipy.special import jv
+
+from .. import HBAR
+from ..basis import SpinSpace
+from ..config import ConfigError, JobConfig, Trajectories
+from ..ensemble import packet
+from ..hamiltonian import HamiltonianShell, Model
+from ..propagate import PropagationError
+from .bands import N_BATCHES, TrajectorySums, band_time_indices, pack_hermitian, to_dataset
+from .ule import JumpOperators, jump_operators
+
+CROUZEIX = 1.0 + math.sqrt(2.0)
+
+
+# ---------------------------------------------------------------------------
+# problem: H on the full spin space, Gamma_tot and the jumps
+# ---------------------------------------------------------------------------
+
+class OpenProblem:
+    """H, the jump operators and the map between storage order and the bit basis.
+
+    ``rows[e * 2^N + c]`` is the spin-part index (storage row) of electron spin
+    e (0 = up) and localized configuration c = c_p + 2^n_p c_a, so
+    ``psi[rows].reshape(2, 2^n_a, 2^n_p, nx)`` is the state in the bit basis.
+    """
+
+    def __init__(self, model: Model, jumps: JumpOperators, comm):
+        self.model, self.jumps = model, jumps
+        self.space = SpinSpace.full(model.layers)
+        self.shell = HamiltonianShell(model, self.space, comm)
+        self.comm = comm
+        n_p, N = model.n_p, model.n_spins
+        self.dp, self.da = 1 << model.n_p, 1 << model.n_a
+        rows = np.full((2, 1 << N), -1, dtype=np.int64)
+        for e_up, block, sl in self.space.iter_parts():
+            cp, ca = block.bits
+            rows[0 if e_up else 1, cp + (ca << n_p)] = np.arange(sl.start, sl.stop)
+        assert (rows >= 0).all()
+        self.rows = rows.reshape(-1)
+        self.gamma_p = jumps.decay["p"] if model.n_p else np.zeros((1, 1), complex)
+        self.gamma_a = jumps.decay["a"] if model.n_a else np.zeros((1, 1), complex)
+        self.max_decay = jumps.max_decay if N else 0.0
+        # Gamma_tot in storage order (both electron spins): CSR with 2^n_p + 2^n_a - 1 entries per row
+        gb = sp.csr_matrix(jumps.full_decay()) if N else sp.csr_matrix((1, 1), dtype=complex)
+        perm = sp.csr_matrix((np.ones(len(self.rows)), (self.rows, np.arange(len(self.rows)))),
+                             shape=(len(self.rows),) * 2)
+        self.decay_csr = (perm @ sp.block_diag([gb, gb]) @ perm.T).tocsr()
+        self.decay_csr.sort_indices()
+
+    @property
+    def local_shape(self) -> tuple[int, int]:
+        return self.shell.local_shape
+
+    def bits(self, psi: np.ndarray) -> np.ndarray:
+        """The state as t[e, c_a, c_p, x] (a copy)."""
+        return psi[self.rows].reshape(2, self.da, self.dp, psi.shape[1])
+
+    def apply_decay(self, psi: np.ndarray) -> np.ndarray:
+        """Gamma_tot psi (a new array; Gamma_p (x) 1 + 1 (x) Gamma_a on every site, both e)."""
+        return self.decay_csr @ psi
+
+    def apply_jump(self, i: int, psi: np.ndarray) -> np.ndarray:
+        """L_i psi (a new array)."""
+        t = self.bits(psi)
+        nx = psi.shape[1]
+        op = self.jumps.layer_ops[i]
+        if self.jumps.layer_of(i) == "p":
+            r = np.matmul(op, t)
+        else:
+            r = np.matmul(op, t.reshape(2, self.da, self.dp * nx)).reshape(t.shape)
+        out = np.empty_like(psi)
+        out[self.rows] = r.reshape(-1, nx)
+        return out
+
+    def norm2(self, psi: np.ndarray) -> float:
+        n = np.vdot(psi, psi).real
+        return self.comm.allreduce(n) if self.comm.size > 1 else float(n)
+
+
+# ---------------------------------------------------------------------------
+# propagator of H_eff
+# ---------------------------------------------------------------------------
+
+def bernstein_rho(delta: float) -> float:
+    """Smallest rho whose Bernstein ellipse (foci +-1) contains [-1, 1] x [-delta, delta]."""
+    if delta <= 0:
+        return 1.0
+
+    def excess(rho):
+        alpha, beta = 0.5 * (rho + 1 / rho), 0.5 * (rho - 1 / rho)
+        return 1 / alpha ** 2 + delta ** 2 / beta ** 2 - 1
+
+    return float(brentq(excess, 1 + 1e-15, 1 + 10 * math.sqrt(delta) + 10 * delta))
+
+
+def growth_coefficients(z: float, tol: float, rho: float) -> np.ndarray:
+    """c_k = (2 - delta_k0)(-i)^k J_k(z), truncated where CROUZEIX sum_{j>=k} |c_j| rho^j < tol."""
+    kmax = int(2 * z + 80)
+    k = np.arange(kmax + 1)
+    mag = np.abs(jv(k, z)) * np.where(k == 0, 1.0, 2.0) * rho ** k * CROUZEIX
+    tail = np.cumsum(mag[::-1])[::-1]
+    if not np.any(tail < tol):
+        raise PropagationError(f"Chebyshev series for z = {z:.3g} does not reach tolerance {tol:.1e}")
+    n = max(int(np.argmax(tail < tol)), 2)
+    kk = k[:n]
+    return ((-1j) ** kk) * jv(kk, z) * np.where(kk == 0, 1.0, 2.0)
+
+
+class EffectivePropagator:
+    """psi <- exp(-i H_eff tau / hbar) psi for any tau (non-Hermitian Chebyshev)."""
+
+    def __init__(self, problem: OpenProblem, tolerance: float):
+        self.problem = problem
+        self.shell = problem.shell
+        lo, hi = problem.model.spectral_bounds()
+        self.a = 0.5 * (hi + lo)
+        self.b = 0.5 * (hi - lo) * (1 + 1e-6) + 1e-12
+        self.decay = problem.max_decay > 0
+        self.rho = bernstein_rho(0.5 * problem.max_decay / self.b)
+        self.tolerance = tolerance
+        self._w = [np.empty(problem.local_shape, complex) for _ in range(3)]
+        self._cache: dict[float, tuple[int, np.ndarray, complex]] = {}
+        self.n_terms = 0
+
+    def _plan(self, tau: float) -> tuple[int, np.ndarray, complex]:
+        plan = self._cache.get(tau)
+        if plan is None:
+            n_sub = max(1, math.ceil(self.b * tau / HBAR / 100.0))
+            dt = tau / n_sub
+            coef = growth_coefficients(self.b * dt / HBAR, self.tolerance / n_sub, self.rho)
+            plan = (n_sub, coef, np.exp(-1j * self.a * dt / HBAR))
+            if len(self._cache) < 64:
+                self._cache[tau] = plan
+        return plan
+
+    def propagate(self, psi: np.ndarray, tau: float) -> None:
+        if tau <= 0:
+            return
+        n_sub, coef, phase = self._plan(tau)
+        for _ in range(n_sub):
+            self._substep(psi, coef, phase)
+        if not np.all(np.isfinite(psi)):
+            raise PropagationError("non-Hermitian Chebyshev step produced non-finite amplitudes")
+
+    def _substep(self, psi: np.ndarray, c: np.ndarray, phase: complex) -> None:
+        shell, a, b = self.shell, self.a, self.b
+        prev, (cur, acc, _) = psi, self._w
+        decay = self.problem.apply_decay if self.decay else None
+        np.multiply(prev, c[0], out=acc)
+        shell.apply(prev, cur)                     # T_1 = (H_eff - a) psi / b
+        cur -= a * prev
+        if decay:
+            cur -= 0.5j * decay(prev)
+        cur *= 1.0 / b
+        acc += c[1] * cur
+        s = 2.0 / b
+        for ck in c[2:]:                           # T_{k+1} = s (H_eff - a) T_k - T_{k-1}
+            if decay:                              # the fused pass adds s (H - a) T_k only
+                g = decay(cur)
+                g *= 0.5j * s
+                prev += g
+            shell.chebyshev_term(cur, prev, acc, ck, a, s)
+            prev, cur = cur, prev
+        self.n_terms += len(c)
+        np.multiply(acc, phase, out=psi)
+
+
+# ---------------------------------------------------------------------------
+# one trajectory
+# ---------------------------------------------------------------------------
+
+class TrajectoryRunner:
+    """Runs trajectories of one job config and accumulates their rho_FM sums."""
+
+    def __init__(self, cfg: JobConfig, comm=None):
+        if cfg.bath is None:
+            raise ConfigError("bath: the open-system engine needs a bath section")
+        if cfg.numerics.integrator != "chebyshev":
+            raise ConfigError(f"numerics.integrator: open systems propagate H_eff by the "
+                              f"non-Hermitian Chebyshev expansion only, got {cfg.numerics.integrator!r}")
+        from mpi4py import MPI
+        self.cfg = cfg
+        self.traj = cfg.trajectories if cfg.trajectories is not None else Trajectories()
+        self.model = Model.from_config(cfg)
+        self.jumps = jump_operators(self.model, cfg.bath)
+        self.problem = OpenProblem(self.model, self.jumps, comm if comm is not None else MPI.COMM_SELF)
+        self.prop = EffectivePropagator(self.problem, cfg.numerics.tolerance)
+        shell = self.problem.shell
+        self.phi = packet(cfg)[shell.x0:shell.x1]
+        ref = self.model.layers.reference_charge
+        block = self.model.layers.block(ref)
+        self.ref_index = int(block.index(np.array([(1 << self.model.n_p) - 1]), np.array([0]))[0])
+        self.ref_charge = ref
+        self.times = np.arange(cfg.time.n_out + 1) * cfg.time.dt_out
+        N = self.model.n_spins
+        self.sums = TrajectorySums.empty(self.model.n_p, self.model.n_a, self.times,
+                                         band_time_indices(len(self.times), N))
+        self.n_jumps = np.zeros(N, dtype=np.int64)
+        self._h = np.empty(self.problem.local_shape, complex)
+
+    def initial_state(self, e_up: bool) -> np.ndarray:
+        psi = np.zeros(self.problem.local_shape, complex)
+        row = self.problem.space.slice(e_up, self.ref_charge).start + self.ref_index
+        psi[row] = self.phi
+        return psi
+
+    def _record(self, psi: np.ndarray, n: int, acc: dict, weight: float) -> None:
+        p = self.problem
+        nrm = p.norm2(psi)
+        t = p.bits(psi).reshape(2, -1, psi.shape[1])          # [e, c, x]
+        m = t.transpose(1, 0, 2).reshape(t.shape[1], -1)      # [c, (e, x)]
+        acc["rho"][n] += (weight / nrm) * (m @ m.conj().T)
+        te = t.reshape(2, -1)
+        acc["rho_e"][n] += (weight / nrm) * (te @ te.conj().T)
+        p.shell.apply(psi, self._h)
+        acc["energy"][n] += weight * np.vdot(psi, self._h).real / nrm
+
+    def _jump(self, psi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        cands = [self.problem.apply_jump(i, psi) for i in range(self.model.n_spins)]
+        w = np.array([self.problem.norm2(c) for c in cands])
+        i = int(np.searchsorted(np.cumsum(w) / w.sum(), rng.random(), side="right"))
+        i = min(i, len(w) - 1)
+        self.n_jumps[i] += 1
+        return cands[i] / math.sqrt(w[i])
+
+    def run_member(self, e_up: bool, rng: np.random.Generator, acc: dict, weight: float) -> int:
+        """One member's trajectory; returns its number of jumps."""
+        p, prop, dt = self.problem, self.prop, self.cfg.time.dt_out
+        psi = self.initial_state(e_up)
+        r = rng.random()
+        jumps = 0
+        self._record(psi, 0, acc, weight)
+        for n in range(1, len(self.times)):
+            remaining = dt
+            while remaining > 0:
+                start = psi.copy()
+                prop.propagate(psi, remaining)
+                if p.norm2(psi) > r:
+                    break
+                n0 = p.norm2(start)
+
+                def excess(tau):
+                    trial = start.copy()
+                    prop.propagate(trial, tau)
+                    return math.log(p.norm2(trial)) - math.log(r)
+
+                if n0 <= r:
+                    tau = 0.0
+                else:
+                    tau = brentq(excess, 0.0, remaining, xtol=1e-9, rtol=1e-12)
+                psi = start
+                prop.propagate(psi, tau)
+                psi = self._jump(psi, rng)
+                jumps += 1
+                r = rng.random()
+                remaining -= tau
+                if remaining <= 1e-12:
+                    break
+            self._record(psi, n, acc, weight)
+        return jumps
+
+    def run_trajectory(self, index: int) -> int:
+        """Trajectory ``index`` (both members); adds its rho_FM to the sums. Returns jumps."""
+        nt, D = len(self.times), 1 << self.model.n_spins
+        acc = {"rho": np.zeros((nt, D, D), complex), "rho_e": np.zeros((nt, 2, 2), complex),
+               "energy": np.zeros(nt)}
+        rng = np.random.default_rng([self.traj.seed, index])
+        jumps = sum(self.run_member(e_up, rng, acc, 0.5) for e_up in (True, False))
+        self.sums.add_trajectory(index, acc["rho"], acc["rho_e"], acc["energy"], jumps)
+        return jumps
+
+
+def run_open(cfg: JobConfig, world=None, log=sys.stderr):
+    """Run this job's trajectories (``trajectories.first`` ... first + count - 1) over ``world``.
+
+    Ranks take trajectories round robin; the sums are reduced to rank 0, which
+    returns the dataset (observables, bands, sums); other ranks return None.
+    """
+    from mpi4py import MPI
+    world = world if world is not None else MPI.COMM_WORLD
+    runner = TrajectoryRunner(cfg, MPI.COMM_SELF)
+    tr = runner.traj
+    mine = [i for n, i in enumerate(range(tr.first, tr.first + tr.count)) if n % world.size == world.rank]
+    t0 = last = wallclock.monotonic()
+    for n, i in enumerate(mine):
+        runner.run_trajectory(i)
+        now = wallclock.monotonic()
+        if log is not None and world.rank == 0 and (now - last > 10 or n == len(mine) - 1):
+            print(f"spinvalve: trajectory {n + 1}/{len(mine)} on rank 0 "
+                  f"({tr.count} in the job over {world.size} ranks), elapsed {now - t0:.1f} s, "
+                  f"{(now - t0) / (n + 1):.2f} s per trajectory", file=log, flush=True)
+            last = now
+    sums = runner.sums.reduce(world)
+    jumps = np.zeros_like(runner.n_jumps)
+    world.Reduce(runner.n_jumps, jumps, op=MPI.SUM, root=0)
+    if world.rank != 0:
+        return None
+    meta = {"positions": np.array(runner.model.spin_sites, dtype=float),
+            "k_values": np.array(cfg.observables.k_values, dtype=float),
+            "seed": tr.seed, "invariant_tolerance": cfg.numerics.invariant_tolerance,
+            "hopping": cfg.chain.hopping}
+    ds = to_dataset(sums, meta)
+    ds["jumps_per_spin"] = (("spin",), jumps, {"units": "1", "long_name": "quantum jumps of L_i, all trajectories"})
+    ds.attrs.update({
+        "integrator": "chebyshev (non-Hermitian, H_eff)",
+        "bath_jump_operators": cfg.bath.jump_operators,
+        "max_decay_rate_eV": runner.problem.max_decay,
+        "chebyshev_bernstein_rho": runner.prop.rho,
+        "wallclock_seconds": wallclock.monotonic() - t0,
+        "n_members": 2 * tr.count,
+    })
+    return ds
+
+
+__all__ = ["OpenProblem", "EffectivePropagator", "TrajectoryRunner", "run_open",
+           "bernstein_rho", "growth_coefficients", "pack_hermitian", "N_BATCHES"]
