@@ -16,6 +16,8 @@ def _simulate(args: argparse.Namespace) -> int:
     from .io import OutputError, check_writable
     try:
         cfg = load_config(args.config, args.set or [])
+        from .simulate import check_resources
+        check_resources(cfg)
         check_writable(args.output)
     except (ConfigError, OutputError) as exc:
         print(f"spinvalve: error: {exc}", file=sys.stderr)

@@ -283,6 +283,32 @@ class Engine:
         return ds
 
 
+def estimate_memory_gb(cfg: JobConfig) -> float:
+    """Upper estimate of the state vectors' memory (GB) of a closed-system job, all ranks.
+
+    Members (2 at T = 0, at most 2^(N+1) for a Gibbs ensemble) plus the three work
+    vectors of the Chebyshev step and the measurement, each L x sector dimension.
+    """
+    from .basis import SpinLayers, sector_of
+    lay = SpinLayers(cfg.layers.n_p, cfg.layers.n_a)
+    N = lay.n_spins
+    dim = max(Sector(lay, sector_of(N, True, K)).dim for K in range(N + 1))
+    members = 2 if cfg.temperature.gibbs == 0 else 2 ** (N + 1)
+    return (members + 3) * cfg.chain.n_sites * dim * 16 / 1e9
+
+
+def check_resources(cfg: JobConfig) -> None:
+    """Refuse a job whose states cannot fit in ``numerics.memory_limit_gb`` (before it starts)."""
+    from .config import ConfigError
+    if cfg.multi_electron is not None or cfg.bath is not None:
+        return
+    need = estimate_memory_gb(cfg)
+    if need > cfg.numerics.memory_limit_gb:
+        raise ConfigError(f"numerics.memory_limit_gb: the job needs about {need:.1f} GB for its "
+                          f"states, more than the limit of {cfg.numerics.memory_limit_gb} GB "
+                          "(fewer spins, a shorter chain, or raise the limit)")
+
+
 def checkpoint_base(cfg: JobConfig, output: str | Path) -> Path:
     return Path(cfg.checkpoint.path) if cfg.checkpoint.path else Path(str(output) + ".ckpt")
 

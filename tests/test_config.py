@@ -1,0 +1,124 @@
+"""Property-based tests of config validation: every malformed config is rejected naming the
+key, before any computation; no valid config is rejected."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spinvalve import config as C
+from spinvalve.config import ConfigError, JobConfig, load_config
+
+SECTIONS = {f.name: (typing.get_type_hints(JobConfig)[f.name]) for f in dataclasses.fields(JobConfig)}
+SECTIONS.update(C._OPTIONAL_SECTIONS)
+
+
+def numeric_fields():
+    """(section, key, type, metadata) of every numeric field with a lower bound."""
+    out = []
+    for sec, cls in SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if hints[f.name] in (int, float):
+                out.append((sec, f.name, hints[f.name], f.metadata))
+    return out
+
+
+NUMERIC = numeric_fields()
+BOUNDED = [x for x in NUMERIC if x[3].get("lo") is not None]
+
+
+@st.composite
+def valid_configs(draw):
+    L = draw(st.integers(4, 300))
+    n_p = draw(st.integers(0, 4))
+    n_a = draw(st.integers(0, 4))
+    spacer = draw(st.integers(0, 3))
+    room = L - (n_p + spacer + n_a)
+    if room < 0:
+        n_p = n_a = spacer = 0
+        room = L
+    start = draw(st.integers(0, max(room, 0)))
+    dt = draw(st.sampled_from([0.1, 0.25, 0.5, 1.0]))
+    return {
+        "chain": {"n_sites": L, "hopping": draw(st.floats(0.1, 3.0))},
+        "layers": {"n_p": n_p, "n_a": n_a, "fm_p_start": start, "spacer": spacer},
+        "couplings": {"j_sd": draw(st.floats(-2, 2)), "j": draw(st.floats(-1, 1)),
+                      "jz_ratio": draw(st.floats(0, 2))},
+        "pulse": {"x0": draw(st.floats(0, L - 1)), "k": draw(st.floats(0, math.pi)),
+                  "dk": draw(st.floats(0.01, 1.0))},
+        "time": {"t_end": dt * draw(st.integers(1, 400)), "dt_out": dt},
+        "numerics": {"integrator": draw(st.sampled_from(["chebyshev", "krylov", "rk4"])),
+                     "tolerance": draw(st.floats(1e-14, 1e-4))},
+        "temperature": {"gibbs": draw(st.floats(0, 1000)), "h_pin": draw(st.floats(0, 0.1))},
+    }
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(valid_configs())
+def test_valid_configs_are_accepted(raw):
+    cfg = load_config(raw)
+    assert cfg.layers.fm_a_start + cfg.layers.n_a <= cfg.chain.n_sites or cfg.layers.n_spins == 0
+    # the resolved config round-trips
+    assert load_config(cfg.to_dict()) == cfg
+
+
+@settings(max_examples=150, deadline=None)
+@given(valid_configs(), st.sampled_from(sorted(SECTIONS)), st.text("abcdefghij_", min_size=1, max_size=8))
+def test_unknown_keys_are_named(raw, section, key):
+    cls = SECTIONS[section]
+    if key in {f.name for f in dataclasses.fields(cls)}:
+        return
+    raw.setdefault(section, {})[key] = 1
+    with pytest.raises(ConfigError, match=f"{section}.{key}"):
+        load_config(raw)
+
+
+@settings(max_examples=200, deadline=None)
+@given(valid_configs(), st.sampled_from(NUMERIC),
+       st.one_of(st.text(max_size=5), st.lists(st.integers(), max_size=2), st.just(None),
+                 st.just(float("nan")), st.just(float("inf")), st.just(True)))
+def test_wrong_types_and_non_finite_values_are_named(raw, field, value):
+    section, key, typ, _ = field
+    if value is None or (typ is int and isinstance(value, float) and math.isfinite(value)):
+        return
+    raw.setdefault(section, {})[key] = value
+    with pytest.raises(ConfigError, match=f"{section}.{key}"):
+        load_config(raw)
+
+
+@settings(max_examples=200, deadline=None)
+@given(valid_configs(), st.sampled_from(BOUNDED), st.floats(1e-9, 1e6))
+def test_values_below_their_bound_are_named(raw, field, below):
+    section, key, typ, meta = field
+    value = meta["lo"] - below
+    if typ is int:
+        value = math.floor(value) if not meta.get("lo_open") else math.floor(value)
+        if value >= meta["lo"]:
+            value = meta["lo"] - 1
+    raw.setdefault(section, {})[key] = value
+    with pytest.raises(ConfigError, match=f"{section}.{key}"):
+        load_config(raw)
+
+
+@settings(max_examples=100, deadline=None)
+@given(valid_configs(), st.integers(1, 50))
+def test_layers_off_the_chain_are_rejected(raw, overhang):
+    lay = raw["layers"]
+    lay["n_p"] = max(lay["n_p"], 1)
+    lay["fm_p_start"] = raw["chain"]["n_sites"] - lay["n_p"] - lay["spacer"] - lay["n_a"] + overhang
+    with pytest.raises(ConfigError, match="layers"):
+        load_config(raw)
+
+
+def test_too_little_memory_is_rejected_before_computation(cli, tmp_path):
+    out = tmp_path / "o.nc"
+    proc = cli(["simulate", "--set", "layers.n_p=10", "--set", "layers.n_a=10",
+                "--set", "numerics.memory_limit_gb=2", "-o", str(out)], check=False)
+    assert proc.returncode == 2 and "numerics.memory_limit_gb" in proc.stderr
+    assert not out.exists()
