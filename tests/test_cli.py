@@ -84,3 +84,36 @@ def test_rank_counts_and_member_groups_agree(cli, job, tmp_path):
         for var in base.data_vars:
             err = float(np.abs(ds[var] - base[var]).max())
             assert err < 1e-10, f"{name}: {var} deviates by {err:.2e}"
+
+
+def test_runs_are_bit_for_bit_deterministic(cli, job, tmp_path):
+    outs = [tmp_path / f"run{n}.nc" for n in range(2)]
+    for out in outs:
+        cli(["simulate", "--config", str(job), "--output", str(out)])
+    a, b = (xr.open_dataset(o) for o in outs)
+    for var in a.data_vars:
+        assert np.array_equal(a[var].values, b[var].values, equal_nan=True), var
+
+
+def test_unwritable_output_path_is_a_clear_error(cli, job, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    proc = cli(["simulate", "--config", str(job), "--output", str(blocker / "out.nc")], check=False)
+    assert proc.returncode == 2 and str(blocker) in proc.stderr
+
+
+def test_disk_full_keeps_previous_file_and_removes_temporary(tmp_path, monkeypatch):
+    import errno
+    from spinvalve.io import OutputError, write_dataset
+    out = tmp_path / "out.nc"
+    out.write_bytes(b"previous")
+
+    def full(self, path, *args, **kwargs):
+        open(path, "wb").write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", full)
+    with pytest.raises(OutputError, match="No space left"):
+        write_dataset(xr.Dataset({"a": ("t", np.zeros(3))}), out)
+    assert out.read_bytes() == b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nc"]

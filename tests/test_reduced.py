@@ -38,7 +38,7 @@ def random_state(n_p, n_a, charges, rank, seed):
 
 @pytest.mark.parametrize("thin", [False, True])
 @pytest.mark.parametrize("n_p,n_a,charges,rank", [(3, 3, (2, 3, 4), 3), (3, 2, (2, 3), 4),
-                                                   (2, 3, (1, 2, 3, 4), 1)])
+                                                   (2, 3, (1, 2, 3, 4), 1), (5, 5, (4, 5, 6), 3)])
 def test_block_observables_match_dense_formulas(monkeypatch, thin, n_p, n_a, charges, rank):
     if thin:
         monkeypatch.setattr(reduced, "DENSE_LIMIT", 0)
