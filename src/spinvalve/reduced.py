@@ -17,11 +17,10 @@ For 10+10 spins the K = 10 block has n = 184756 configurations but rank <= 402.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 
-from .basis import ChargeBlock, SpinLayers
+from .basis import SpinLayers
 
 DENSE_LIMIT = 2048
 
