@@ -353,3 +353,23 @@ def test_cli_aggregate_and_plot(job_files, tmp_path):
     assert proc.returncode == 2 and "nope.nc" in proc.stderr
     assert not (tmp_path / "x.nc").exists()
 
+
+
+def _schema_keys(node: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for name, sub in (node.get("properties") or {}).items():
+        key = f"{prefix}.{name}" if prefix else name
+        if "properties" in sub:
+            keys += _schema_keys(sub, key)
+        else:
+            keys.append(key)
+    return keys
+
+
+def test_config_readme_documents_every_key():
+    readme = (REPO / "config" / "README.md").read_text()
+    from spinvalve.config import describe
+    missing = [k for k in _schema_keys(SCHEMA) if f"`{k}`" not in readme
+               and k.split(".")[-1] not in ("job", "resources", "resources_by_spins")]
+    missing += [k for k, _, _ in describe() if f"`{k}`" not in readme]
+    assert not missing, f"add to config/README.md: {missing}"
