@@ -326,6 +326,9 @@ def run_job(cfg: JobConfig, output: str | Path) -> xr.Dataset:
         from .tdmrg import run_tdmrg
         ds = run_tdmrg(cfg) if world.rank == 0 else None
         ckpt = None
+    elif cfg.bath is not None:
+        from .opensystem import run_open
+        ds, ckpt = run_open(cfg, world), None
     else:
         ckpt = Checkpointer(checkpoint_base(cfg, output), cfg, world)
         with StopFlag() as stop:

@@ -35,13 +35,16 @@ how trajectories are split over ranks or jobs.
 
 from __future__ import annotations
 
+import ctypes
 import math
+import os
 import sys
 import time as wallclock
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import brentq
+from scipy.linalg.blas import zaxpy as _axpy
 from scipy.special import jv
 
 from .. import HBAR
@@ -54,6 +57,37 @@ from .bands import N_BATCHES, TrajectorySums, band_time_indices, pack_hermitian,
 from .ule import JumpOperators, jump_operators
 
 CROUZEIX = 1.0 + math.sqrt(2.0)
+Z_WINDOW = 30.0
+
+
+def single_thread_blas() -> bool:
+    """Limit OpenBLAS to one thread in this process (ranks are the parallelism).
+
+    The many small BLAS calls of a trajectory (axpy, small GEMMs) run many
+    times slower with threads competing for the cores. Respects an explicit
+    OPENBLAS_NUM_THREADS; returns whether a limit is in force.
+    """
+    if os.environ.get("OPENBLAS_NUM_THREADS"):
+        return True
+    try:
+        with open("/proc/self/maps") as fh:
+            libs = {line.split()[-1] for line in fh if "openblas" in line.lower() and ".so" in line}
+    except OSError:
+        return False
+    done = False
+    for path in libs:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("openblas_set_num_threads64_", "openblas_set_num_threads", "scipy_openblas_set_num_threads64_",
+                     "scipy_openblas_set_num_threads"):
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                fn(ctypes.c_int(1))
+                done = True
+                break
+    return done
 
 
 # ---------------------------------------------------------------------------
@@ -178,6 +212,7 @@ class EffectivePropagator:
         return plan
 
     def propagate(self, psi: np.ndarray, tau: float) -> None:
+        """psi <- exp(-i H_eff tau / hbar) psi in place."""
         if tau <= 0:
             return
         n_sub, coef, phase = self._plan(tau)
@@ -208,6 +243,54 @@ class EffectivePropagator:
         self.n_terms += len(c)
         np.multiply(acc, phase, out=psi)
 
+    def window_steps(self, dt: float) -> int:
+        """Output steps per window of :meth:`propagate_many` (window z = b m dt / hbar <= Z_WINDOW)."""
+        return max(1, int(Z_WINDOW * HBAR / (self.b * dt)))
+
+    def propagate_many(self, psi: np.ndarray, taus) -> list[np.ndarray]:
+        """exp(-i H_eff tau_j / hbar) psi for increasing tau_j, from ONE Chebyshev recursion.
+
+        The vectors T_k((H_eff - a)/b) psi do not depend on tau; each output only
+        has its own coefficients c_k(b tau_j / hbar) (truncated separately), so a
+        window of m outputs costs about z_max + O(log 1/tol) operator
+        applications instead of m times the per-step overhead.
+        """
+        taus = [float(t) for t in taus]
+        if self.b * taus[-1] / HBAR > 100.0:
+            raise ValueError("propagate_many: window too long (z > 100)")
+        coefs = [growth_coefficients(self.b * t / HBAR, self.tolerance, self.rho) for t in taus]
+        shell, a, b = self.shell, self.a, self.b
+        decay = self.problem.apply_decay if self.decay else None
+        main = int(np.argmax([len(c) for c in coefs]))
+        accs = [c[0] * psi for c in coefs]
+        prev = psi.copy()
+        cur = np.empty_like(psi)
+        shell.apply(prev, cur)
+        cur -= a * prev
+        if decay:
+            cur -= 0.5j * decay(prev)
+        cur *= 1.0 / b
+        for c, acc in zip(coefs, accs):
+            if len(c) > 1:
+                acc += c[1] * cur
+        s = 2.0 / b
+        cmain = coefs[main]
+        for k in range(2, len(cmain)):
+            if decay:
+                g = decay(cur)
+                g *= 0.5j * s
+                prev += g
+            shell.chebyshev_term(cur, prev, accs[main], cmain[k], a, s)
+            for j, (c, acc) in enumerate(zip(coefs, accs)):
+                if j != main and k < len(c):
+                    _axpy(prev.reshape(-1), acc.reshape(-1), a=c[k])
+            prev, cur = cur, prev
+        self.n_terms += len(cmain)
+        for t, acc in zip(taus, accs):
+            acc *= np.exp(-1j * a * t / HBAR)
+            if not np.all(np.isfinite(acc)):
+                raise PropagationError("non-Hermitian Chebyshev window produced non-finite amplitudes")
+        return accs
 
 # ---------------------------------------------------------------------------
 # one trajectory
@@ -223,6 +306,7 @@ class TrajectoryRunner:
             raise ConfigError(f"numerics.integrator: open systems propagate H_eff by the "
                               f"non-Hermitian Chebyshev expansion only, got {cfg.numerics.integrator!r}")
         from mpi4py import MPI
+        single_thread_blas()
         self.cfg = cfg
         self.traj = cfg.trajectories if cfg.trajectories is not None else Trajectories()
         self.model = Model.from_config(cfg)
@@ -267,40 +351,63 @@ class TrajectoryRunner:
         self.n_jumps[i] += 1
         return cands[i] / math.sqrt(w[i])
 
+    def _interval(self, psi: np.ndarray, r: float, rng: np.random.Generator) -> tuple[np.ndarray, float, int]:
+        """Advance one output interval with jumps: (state, new r, jumps in the interval)."""
+        p, prop = self.problem, self.prop
+        remaining, jumps = self.cfg.time.dt_out, 0
+        while remaining > 0:
+            start = psi.copy()
+            prop.propagate(psi, remaining)
+            if p.norm2(psi) > r:
+                break
+
+            def excess(tau):
+                trial = start.copy()
+                prop.propagate(trial, tau)
+                return math.log(p.norm2(trial)) - math.log(r)
+
+            tau = 0.0 if p.norm2(start) <= r else brentq(excess, 0.0, remaining, xtol=1e-9, rtol=1e-12)
+            psi = start
+            prop.propagate(psi, tau)
+            psi = self._jump(psi, rng)
+            jumps += 1
+            r = rng.random()
+            remaining -= tau
+            if remaining <= 1e-12:
+                break
+        return psi, r, jumps
+
     def run_member(self, e_up: bool, rng: np.random.Generator, acc: dict, weight: float) -> int:
-        """One member's trajectory; returns its number of jumps."""
+        """One member's trajectory; returns its number of jumps.
+
+        Windows of output steps come from one Chebyshev recursion
+        (:meth:`EffectivePropagator.propagate_many`); the first output whose norm
+        fell below r is redone interval by interval with the jump located by
+        the root search.
+        """
         p, prop, dt = self.problem, self.prop, self.cfg.time.dt_out
+        n_out = len(self.times) - 1
+        window = prop.window_steps(dt)
         psi = self.initial_state(e_up)
         r = rng.random()
         jumps = 0
         self._record(psi, 0, acc, weight)
-        for n in range(1, len(self.times)):
-            remaining = dt
-            while remaining > 0:
-                start = psi.copy()
-                prop.propagate(psi, remaining)
-                if p.norm2(psi) > r:
-                    break
-                n0 = p.norm2(start)
-
-                def excess(tau):
-                    trial = start.copy()
-                    prop.propagate(trial, tau)
-                    return math.log(p.norm2(trial)) - math.log(r)
-
-                if n0 <= r:
-                    tau = 0.0
-                else:
-                    tau = brentq(excess, 0.0, remaining, xtol=1e-9, rtol=1e-12)
-                psi = start
-                prop.propagate(psi, tau)
-                psi = self._jump(psi, rng)
-                jumps += 1
-                r = rng.random()
-                remaining -= tau
-                if remaining <= 1e-12:
-                    break
-            self._record(psi, n, acc, weight)
+        n = 0
+        while n < n_out:
+            m = min(window, n_out - n)
+            states = prop.propagate_many(psi, dt * np.arange(1, m + 1))
+            crossed = next((j for j, st in enumerate(states) if p.norm2(st) <= r), None)
+            good = m if crossed is None else crossed
+            for j in range(good):
+                self._record(states[j], n + j + 1, acc, weight)
+            if good:
+                psi = states[good - 1]
+            n += good
+            if crossed is not None:
+                psi, r, nj = self._interval(psi, r, rng)
+                jumps += nj
+                n += 1
+                self._record(psi, n, acc, weight)
         return jumps
 
     def run_trajectory(self, index: int) -> int:
