@@ -102,3 +102,15 @@ def test_partial_trace_and_transpose_layout():
     assert abs(dense.log_negativity(rho, 2, 3)) < 1e-12
     s_p, s_a, s_pa = dense.entropies(rho, 2, 3)
     assert s_pa == pytest.approx(s_p + s_a, abs=1e-12)
+
+
+def test_derived_stack_matches_single_evaluations():
+    rng = np.random.default_rng(11)
+    n_p, n_a = 2, 2
+    pos = np.array([3.0, 4.0, 7.0, 8.0])
+    rhos = np.array([random_rho(16, rng, r) for r in (1, 2, 16, 5)])
+    stack = dense.derived_stack(rhos, n_p, n_a, pos, K_VALUES)
+    for n, r in enumerate(rhos):
+        one = dense.derived_observables(r, n_p, n_a, pos, K_VALUES)
+        for key in dense.DERIVED:
+            assert np.allclose(stack[key][n], one[key], atol=1e-10), key

@@ -184,7 +184,7 @@ def test_slices_combine_like_one_job(tmp_path):
 
 
 def test_series_jump_operators_run():
-    ds = run_open(open_config(n_p=2, n_a=1, t_end=2.0, count=4, jump_operators="series", series_order=4,
+    ds = run_open(open_config(n_p=2, n_a=1, t_end=2.0, count=4, jump_operators="series", series_order=2, gamma=1.2e-4,
                               omega_max=0.01), log=None)
     assert ds.attrs["bath_jump_operators"] == "series"
     assert np.abs(ds.trace_rho.values - 1).max() < 1e-12

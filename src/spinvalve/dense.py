@@ -169,7 +169,66 @@ def derived_observables(rho: np.ndarray, n_p: int, n_a: int, positions: np.ndarr
     }
 
 
-__all__ = ["partial_trace", "partial_transpose", "entropies", "log_negativity", "magnon_number",
+def _entropy_stack(p: np.ndarray) -> np.ndarray:
+    q = np.where(p > EIG_FLOOR, p, 1.0)
+    return -(np.where(p > EIG_FLOOR, p * np.log(q), 0.0)).sum(axis=-1)
+
+
+def derived_stack(rhos: np.ndarray, n_p: int, n_a: int, positions: np.ndarray,
+                  k_values) -> dict[str, np.ndarray]:
+    """:func:`derived_observables` of a stack rho[..., D, D] with batched linear algebra.
+
+    The bootstrap evaluates hundreds of replicates per time; batching the
+    eigen-decompositions is an order of magnitude faster than a Python loop.
+    """
+    N = n_p + n_a
+    dp, da = _dims(n_p, n_a)
+    h = 0.5 * (rhos + np.swapaxes(rhos, -1, -2).conj())
+    lead = h.shape[:-2]
+    p, u = np.linalg.eigh(h)
+    r4 = h.reshape(lead + (da, dp, da, dp))
+    rho_p = np.einsum("...apaq->...pq", r4)
+    rho_a = np.einsum("...apbp->...ab", r4)
+    s_p = _entropy_stack(np.linalg.eigvalsh(rho_p))
+    s_a = _entropy_stack(np.linalg.eigvalsh(rho_a))
+    s_pa = _entropy_stack(p)
+    nd = len(lead)
+    pt = np.swapaxes(r4, nd, nd + 2).reshape(h.shape)
+    tn = np.abs(np.linalg.eigvalsh(pt)).sum(axis=-1)
+    e_n = np.where(tn > 0, np.log(np.where(tn > 0, tn, 1.0)), 0.0)
+    w = w_state(n_p, n_a)
+    diag = np.real(np.diagonal(h, axis1=-2, axis2=-1))
+    m = magnon_number(n_p, n_a)
+    onehot = (m[:, None] == np.arange(N + 1)[None, :]).astype(float)
+    out = {"entropy_p": s_p, "entropy_a": s_a, "entropy_pa": s_pa,
+           "mutual_information": s_p + s_a - s_pa, "log_negativity": e_n,
+           "w_state_probability": np.real(np.einsum("i,...ij,j->...", w.conj(), h, w)),
+           "magnon_probability": diag @ onehot}
+    if N == 0:
+        out["qfi_bound"] = np.zeros(lead + (len(k_values),))
+        out["qfi_exact"] = np.zeros(lead + (len(k_values),))
+        return out
+    sz = 2.0 * _bits(N) - 1                                  # (D, N) Pauli
+    mean = diag @ sz
+    corr = np.einsum("...c,ci,cj->...ij", diag, sz, sz)
+    cov = corr - mean[..., :, None] * mean[..., None, :]
+    dr = positions[:, None] - positions[None, :]
+    out["qfi_bound"] = np.stack([(np.cos(k * dr) * cov).sum(axis=(-1, -2)) / N for k in k_values], axis=-1)
+    ps = p[..., :, None] + p[..., None, :]
+    pd = (p[..., :, None] - p[..., None, :]) ** 2
+    wgt = np.where(ps > 1e-14, pd / np.where(ps > 1e-14, ps, 1.0), 0.0)
+    exact = []
+    for k in k_values:
+        tot = 0.0
+        for o in ((sz / 2) @ np.cos(k * positions), (sz / 2) @ np.sin(k * positions)):
+            ob = np.einsum("...ca,c,...cb->...ab", u.conj(), o, u)
+            tot = tot + 2 * (wgt * np.abs(ob) ** 2).sum(axis=(-1, -2))
+        exact.append(tot / N)
+    out["qfi_exact"] = np.stack(exact, axis=-1)
+    return out
+
+
+__all__ = ["derived_stack", "partial_trace", "partial_transpose", "entropies", "log_negativity", "magnon_number",
            "magnon_probabilities", "w_state", "w_state_probability", "spin_expectations",
            "sz_moments", "qfi_bound", "qfi_exact", "hermiticity_error", "electron_spin",
            "derived_observables", "DERIVED", "EIG_FLOOR"]

@@ -163,16 +163,17 @@ def bootstrap_bands(sums: TrajectorySums, positions: np.ndarray, k_values, seed:
     picks = rng.integers(0, len(full), size=(n_boot, len(full)))
     weights = np.stack([np.bincount(p, minlength=len(full)) for p in picks]).astype(float)
     out: dict[str, list] = {k: [] for k in dense.DERIVED}
+    norm = weights @ counts
     for j in range(len(sums.band_idx)):
         mats = unpack_hermitian(sums.batch[full, j])
-        reps = {k: [] for k in dense.DERIVED}
-        for w in weights:
-            rho = np.tensordot(w, mats, axes=1) / (w @ counts)
-            obs = dense.derived_observables(rho, n_p, n_a, positions, k_values)
-            for k in dense.DERIVED:
-                reps[k].append(obs[k])
+        chunk = max(1, (64 << 20) // (16 * mats.shape[-1] ** 2))
+        parts = []
+        for c0 in range(0, n_boot, chunk):
+            reps = np.tensordot(weights[c0:c0 + chunk], mats, axes=1) / norm[c0:c0 + chunk, None, None]
+            parts.append(dense.derived_stack(reps, n_p, n_a, positions, k_values))
         for k in dense.DERIVED:
-            out[k].append(np.percentile(np.array(reps[k]), BAND_PERCENTILES, axis=0))
+            vals = np.concatenate([p[k] for p in parts])
+            out[k].append(np.percentile(vals, BAND_PERCENTILES, axis=0))
     return {k: (np.array(v)[:, 0], np.array(v)[:, 1]) for k, v in out.items()}
 
 

@@ -44,7 +44,6 @@ import time as wallclock
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import brentq
-from scipy.linalg.blas import zaxpy as _axpy
 from scipy.special import jv
 
 from .. import HBAR
@@ -58,6 +57,7 @@ from .ule import JumpOperators, jump_operators
 
 CROUZEIX = 1.0 + math.sqrt(2.0)
 Z_WINDOW = 30.0
+WINDOW_BYTES = 256 * 2 ** 20
 
 
 def single_thread_blas() -> bool:
@@ -173,12 +173,13 @@ def bernstein_rho(delta: float) -> float:
 
 def growth_coefficients(z: float, tol: float, rho: float) -> np.ndarray:
     """c_k = (2 - delta_k0)(-i)^k J_k(z), truncated where CROUZEIX sum_{j>=k} |c_j| rho^j < tol."""
-    kmax = int(2 * z + 80)
+    kmax = int(2 * z * rho + 80)
     k = np.arange(kmax + 1)
     mag = np.abs(jv(k, z)) * np.where(k == 0, 1.0, 2.0) * rho ** k * CROUZEIX
     tail = np.cumsum(mag[::-1])[::-1]
     if not np.any(tail < tol):
-        raise PropagationError(f"Chebyshev series for z = {z:.3g} does not reach tolerance {tol:.1e}")
+        raise PropagationError(f"Chebyshev series for z = {z:.3g} does not reach tolerance {tol:.1e} "
+                               f"(Bernstein rho = {rho:.3g}: is max eig(Gamma_tot) sensible?)")
     n = max(int(np.argmax(tail < tol)), 2)
     kk = k[:n]
     return ((-1j) ** kk) * jv(kk, z) * np.where(kk == 0, 1.0, 2.0)
@@ -244,53 +245,58 @@ class EffectivePropagator:
         np.multiply(acc, phase, out=psi)
 
     def window_steps(self, dt: float) -> int:
-        """Output steps per window of :meth:`propagate_many` (window z = b m dt / hbar <= Z_WINDOW)."""
-        return max(1, int(Z_WINDOW * HBAR / (self.b * dt)))
+        """Output steps per window of :meth:`propagate_many`.
+
+        The window's z = b m dt / hbar is at most Z_WINDOW, and its stored
+        Chebyshev vectors (about z + 40 of them) take at most WINDOW_BYTES.
+        """
+        state = 16 * int(np.prod(self.problem.local_shape))
+        z_mem = max(1.0, WINDOW_BYTES / state - 45.0)
+        return max(1, int(min(Z_WINDOW, z_mem) * HBAR / (self.b * dt)))
 
     def propagate_many(self, psi: np.ndarray, taus) -> list[np.ndarray]:
         """exp(-i H_eff tau_j / hbar) psi for increasing tau_j, from ONE Chebyshev recursion.
 
-        The vectors T_k((H_eff - a)/b) psi do not depend on tau; each output only
-        has its own coefficients c_k(b tau_j / hbar) (truncated separately), so a
-        window of m outputs costs about z_max + O(log 1/tol) operator
-        applications instead of m times the per-step overhead.
+        The vectors T_k((H_eff - a)/b) psi do not depend on tau; they are kept,
+        and the outputs are one matrix product C T with C[j, k] = c_k(b tau_j / hbar)
+        (each row truncated at its own tolerance). A window of m outputs costs
+        about z_max + O(log 1/tol) operator applications instead of m times the
+        per-step overhead.
         """
         taus = [float(t) for t in taus]
         if self.b * taus[-1] / HBAR > 100.0:
             raise ValueError("propagate_many: window too long (z > 100)")
         coefs = [growth_coefficients(self.b * t / HBAR, self.tolerance, self.rho) for t in taus]
+        K = max(len(c) for c in coefs)
+        shape = psi.shape
         shell, a, b = self.shell, self.a, self.b
         decay = self.problem.apply_decay if self.decay else None
-        main = int(np.argmax([len(c) for c in coefs]))
-        accs = [c[0] * psi for c in coefs]
-        prev = psi.copy()
-        cur = np.empty_like(psi)
-        shell.apply(prev, cur)
-        cur -= a * prev
+        T = np.empty((K,) + shape, complex)
+        T[0] = psi
+        shell.apply(T[0], T[1])                    # T_1 = (H_eff - a) psi / b
+        T[1] -= a * T[0]
         if decay:
-            cur -= 0.5j * decay(prev)
-        cur *= 1.0 / b
-        for c, acc in zip(coefs, accs):
-            if len(c) > 1:
-                acc += c[1] * cur
+            T[1] -= 0.5j * decay(T[0])
+        T[1] *= 1.0 / b
         s = 2.0 / b
-        cmain = coefs[main]
-        for k in range(2, len(cmain)):
+        dummy = self._w[2]
+        for k in range(1, K - 1):                  # T_{k+1} = s (H_eff - a) T_k - T_{k-1}
+            nxt = T[k + 1]
             if decay:
-                g = decay(cur)
-                g *= 0.5j * s
-                prev += g
-            shell.chebyshev_term(cur, prev, accs[main], cmain[k], a, s)
-            for j, (c, acc) in enumerate(zip(coefs, accs)):
-                if j != main and k < len(c):
-                    _axpy(prev.reshape(-1), acc.reshape(-1), a=c[k])
-            prev, cur = cur, prev
-        self.n_terms += len(cmain)
-        for t, acc in zip(taus, accs):
-            acc *= np.exp(-1j * a * t / HBAR)
-            if not np.all(np.isfinite(acc)):
-                raise PropagationError("non-Hermitian Chebyshev window produced non-finite amplitudes")
-        return accs
+                np.multiply(decay(T[k]), 0.5j * s, out=nxt)
+                nxt += T[k - 1]
+            else:
+                nxt[...] = T[k - 1]
+            shell.chebyshev_term(T[k], nxt, dummy, 0.0, a, s)
+        self.n_terms += K
+        C = np.zeros((len(taus), K), complex)
+        for j, (t, c) in enumerate(zip(taus, coefs)):
+            C[j, :len(c)] = c * np.exp(-1j * a * t / HBAR)
+        out = (C @ T.reshape(K, -1)).reshape((len(taus),) + shape)
+        if not np.all(np.isfinite(out)):
+            raise PropagationError("non-Hermitian Chebyshev window produced non-finite amplitudes")
+        return list(out)
+
 
 # ---------------------------------------------------------------------------
 # one trajectory
