@@ -14,6 +14,13 @@ is a plain multiply-add over 2 L contiguous floats that the compiler turns into
 SIMD instructions (``fastmath``). Only the accumulation ``acc += c_k T_{k+1}``
 needs complex arithmetic.
 
+Zero rows: a configuration that the evolution has not reached (or whose
+amplitudes underflowed) has an exactly zero row. Each pass first marks the
+rows of ``cur`` with a nonzero entry (the scan stops at the first one, so it
+costs one cache line per live row) and skips every output row whose inputs are
+all zero: exact, and early in a 10+10 run, when most rows are zero, many times
+faster.
+
 Threads: one per MPI rank by default (``SPINVALVE_THREADS`` overrides); the
 parallelism of the engine comes from MPI ranks. With one thread the serial
 kernels run (no thread-pool launch per call), otherwise the ``prange`` ones.
@@ -21,9 +28,12 @@ kernels run (no thread-pool launch per call), otherwise the ``prange`` ones.
 Subnormal floats: amplitudes of configurations many flips away from the initial
 one underflow into subnormal numbers, on which x86 arithmetic is many times
 slower. :func:`flush_denormals` sets the flush-to-zero and denormals-are-zero
-bits of the calling thread's MXCSR (glibc ``fesetenv``); the engine's kernels
-call it once (``SPINVALVE_FTZ=0`` disables it). The change of any amplitude is
-below 2.2e-308.
+bits of the calling thread's MXCSR (glibc ``fesetenv``); ``SPINVALVE_FTZ=1``
+makes :func:`set_threads` (called by every shell) switch it on. The change of
+any amplitude is below 2.2e-308. It is off by default: on the 10+10 run no
+subnormal amplitude appeared in the first steps and the time per step did not
+change (benchmarks/README.md), and the mode would apply to all of the
+process's floating-point code.
 """
 
 from __future__ import annotations
@@ -84,10 +94,50 @@ if HAVE_NUMBA:
                 h[x + 1] += sj * cf[p, x + 1]
 
     @njit(**_jit)
-    def _cheb_row(cf, pf, af, r, h, cr, ci, s, sa, gamma, indptr, indices, data, fm_cols,
+    def _row_is_zero(f, r):
+        row = f[r]
+        for x in range(row.shape[0]):
+            if row[x] != 0.0:
+                return False
+        return True
+
+    @njit(**_jit)
+    def _live_rows(cf):
+        """live[r]: row r of the state has a nonzero amplitude (exits at the first one)."""
+        live = np.empty(cf.shape[0], dtype=np.bool_)
+        for r in range(cf.shape[0]):
+            live[r] = not _row_is_zero(cf, r)
+        return live
+
+    @njit(**_jit)
+    def _h_row_is_zero(r, live, indptr, indices, sd_partner, lo, hi, has_lo, has_hi):
+        """Whether (H cur)[r] vanishes because every row it reads is exactly zero."""
+        if live[r]:
+            return False
+        for k in range(indptr[r], indptr[r + 1]):
+            if live[indices[k]]:
+                return False
+        for n in range(sd_partner.shape[0]):
+            p = sd_partner[n, r]
+            if p >= 0 and live[p]:
+                return False
+        if has_lo and lo[r] != 0:
+            return False
+        if has_hi and hi[r] != 0:
+            return False
+        return True
+
+    @njit(**_jit)
+    def _cheb_row(cf, pf, af, r, h, live, cr, ci, s, sa, gamma, indptr, indices, data, fm_cols,
                   sd_diag, sd_partner, j_flip, lo, hi, has_lo, has_hi):
-        _h_row(cf, r, h, s, sa, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
-               j_flip, lo, hi, has_lo, has_hi)
+        if _h_row_is_zero(r, live, indptr, indices, sd_partner, lo, hi, has_lo, has_hi):
+            if _row_is_zero(pf, r):
+                return              # T_{k+1}[r] = 0 - 0: nothing to write
+            for x in range(h.shape[0]):
+                h[x] = 0.0
+        else:
+            _h_row(cf, r, h, s, sa, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
+                   j_flip, lo, hi, has_lo, has_hi)
         pr, ar = pf[r], af[r]
         for x in range(0, h.shape[0], 2):
             re = h[x] - pr[x]
@@ -98,38 +148,57 @@ if HAVE_NUMBA:
             ar[x + 1] += cr * im + ci * re
 
     @njit(**_jit)
+    def _apply_row(cf, of, r, live, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
+                   j_flip, lo, hi, has_lo, has_hi):
+        if _h_row_is_zero(r, live, indptr, indices, sd_partner, lo, hi, has_lo, has_hi):
+            o = of[r]
+            for x in range(o.shape[0]):
+                o[x] = 0.0
+        else:
+            _h_row(cf, r, of[r], 1.0, 0.0, gamma, indptr, indices, data, fm_cols, sd_diag,
+                   sd_partner, j_flip, lo, hi, has_lo, has_hi)
+
+    @njit(**_jit)
     def _apply_serial(cur, out, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
                       j_flip, lo, hi, has_lo, has_hi):
         cf, of = cur.view(np.float64), out.view(np.float64)
+        live = _live_rows(cf)
         for r in range(cf.shape[0]):
-            _h_row(cf, r, of[r], 1.0, 0.0, gamma, indptr, indices, data, fm_cols, sd_diag,
-                   sd_partner, j_flip, lo, hi, has_lo, has_hi)
+            _apply_row(cf, of, r, live, gamma, indptr, indices, data, fm_cols, sd_diag,
+                       sd_partner, j_flip, lo, hi, has_lo, has_hi)
 
     @njit(parallel=True, **_jit)
     def _apply_parallel(cur, out, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
                         j_flip, lo, hi, has_lo, has_hi):
         cf, of = cur.view(np.float64), out.view(np.float64)
+        live = np.empty(cf.shape[0], dtype=np.bool_)
         for r in prange(cf.shape[0]):
-            _h_row(cf, r, of[r], 1.0, 0.0, gamma, indptr, indices, data, fm_cols, sd_diag,
-                   sd_partner, j_flip, lo, hi, has_lo, has_hi)
+            live[r] = not _row_is_zero(cf, r)
+        for r in prange(cf.shape[0]):
+            _apply_row(cf, of, r, live, gamma, indptr, indices, data, fm_cols, sd_diag,
+                       sd_partner, j_flip, lo, hi, has_lo, has_hi)
 
     @njit(**_jit)
     def _cheb_serial(cur, prev, acc, ck, a, s, gamma, indptr, indices, data, fm_cols,
                      sd_diag, sd_partner, j_flip, lo, hi, has_lo, has_hi):
         cf, pf, af = cur.view(np.float64), prev.view(np.float64), acc.view(np.float64)
         h = np.empty(cf.shape[1])
+        live = _live_rows(cf)
         for r in range(cf.shape[0]):
-            _cheb_row(cf, pf, af, r, h, ck.real, ck.imag, s, s * a, gamma, indptr, indices,
-                      data, fm_cols, sd_diag, sd_partner, j_flip, lo, hi, has_lo, has_hi)
+            _cheb_row(cf, pf, af, r, h, live, ck.real, ck.imag, s, s * a, gamma, indptr,
+                      indices, data, fm_cols, sd_diag, sd_partner, j_flip, lo, hi, has_lo, has_hi)
 
     @njit(parallel=True, **_jit)
     def _cheb_parallel(cur, prev, acc, ck, a, s, gamma, indptr, indices, data, fm_cols,
                        sd_diag, sd_partner, j_flip, lo, hi, has_lo, has_hi):
         cf, pf, af = cur.view(np.float64), prev.view(np.float64), acc.view(np.float64)
+        live = np.empty(cf.shape[0], dtype=np.bool_)
+        for r in prange(cf.shape[0]):
+            live[r] = not _row_is_zero(cf, r)
         for r in prange(cf.shape[0]):
             h = np.empty(cf.shape[1])
-            _cheb_row(cf, pf, af, r, h, ck.real, ck.imag, s, s * a, gamma, indptr, indices,
-                      data, fm_cols, sd_diag, sd_partner, j_flip, lo, hi, has_lo, has_hi)
+            _cheb_row(cf, pf, af, r, h, live, ck.real, ck.imag, s, s * a, gamma, indptr,
+                      indices, data, fm_cols, sd_diag, sd_partner, j_flip, lo, hi, has_lo, has_hi)
 
 
 def apply_fused(cur, out, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
@@ -151,14 +220,14 @@ def chebyshev_fused(cur, prev, acc, ck, a, s, gamma, indptr, indices, data, fm_c
 def set_threads(n: int | None = None) -> None:
     """Threads of the compiled kernels (default: SPINVALVE_THREADS or 1).
 
-    Also sets flush-to-zero for the calling thread unless ``SPINVALVE_FTZ=0``.
+    Also sets flush-to-zero for the calling thread when ``SPINVALVE_FTZ=1``.
     """
     global _THREADS
     if HAVE_NUMBA:
         n = n if n is not None else int(os.environ.get("SPINVALVE_THREADS", "1"))
         _THREADS = max(1, min(n, numba.config.NUMBA_NUM_THREADS))
         numba.set_num_threads(_THREADS)
-    if os.environ.get("SPINVALVE_FTZ", "1") != "0":
+    if os.environ.get("SPINVALVE_FTZ", "0") == "1":
         flush_denormals(True)
 
 
