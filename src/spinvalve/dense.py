@@ -210,7 +210,8 @@ def derived_stack(rhos: np.ndarray, n_p: int, n_a: int, positions: np.ndarray,
         return out
     sz = 2.0 * _bits(N) - 1                                  # (D, N) Pauli
     mean = diag @ sz
-    corr = np.einsum("...c,ci,cj->...ij", diag, sz, sz)
+    corr = (diag[..., :, None] * sz).reshape(lead + sz.shape)
+    corr = np.swapaxes(corr, -1, -2) @ sz
     cov = corr - mean[..., :, None] * mean[..., None, :]
     dr = positions[:, None] - positions[None, :]
     out["qfi_bound"] = np.stack([(np.cos(k * dr) * cov).sum(axis=(-1, -2)) / N for k in k_values], axis=-1)
@@ -221,7 +222,7 @@ def derived_stack(rhos: np.ndarray, n_p: int, n_a: int, positions: np.ndarray,
     for k in k_values:
         tot = 0.0
         for o in ((sz / 2) @ np.cos(k * positions), (sz / 2) @ np.sin(k * positions)):
-            ob = np.einsum("...ca,c,...cb->...ab", u.conj(), o, u)
+            ob = np.swapaxes(u.conj(), -1, -2) @ (o[:, None] * u)
             tot = tot + 2 * (wgt * np.abs(ob) ** 2).sum(axis=(-1, -2))
         exact.append(tot / N)
     out["qfi_exact"] = np.stack(exact, axis=-1)

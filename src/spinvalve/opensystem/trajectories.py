@@ -199,6 +199,7 @@ class EffectivePropagator:
         self.tolerance = tolerance
         self._w = [np.empty(problem.local_shape, complex) for _ in range(3)]
         self._cache: dict[float, tuple[int, np.ndarray, complex]] = {}
+        self._coef_cache: dict[float, np.ndarray] = {}
         self.n_terms = 0
 
     def _plan(self, tau: float) -> tuple[int, np.ndarray, complex]:
@@ -244,6 +245,14 @@ class EffectivePropagator:
         self.n_terms += len(c)
         np.multiply(acc, phase, out=psi)
 
+    def _coefficients(self, tau: float) -> np.ndarray:
+        c = self._coef_cache.get(tau)
+        if c is None:
+            c = growth_coefficients(self.b * tau / HBAR, self.tolerance, self.rho)
+            if len(self._coef_cache) < 256:
+                self._coef_cache[tau] = c
+        return c
+
     def window_steps(self, dt: float) -> int:
         """Output steps per window of :meth:`propagate_many`.
 
@@ -266,7 +275,7 @@ class EffectivePropagator:
         taus = [float(t) for t in taus]
         if self.b * taus[-1] / HBAR > 100.0:
             raise ValueError("propagate_many: window too long (z > 100)")
-        coefs = [growth_coefficients(self.b * t / HBAR, self.tolerance, self.rho) for t in taus]
+        coefs = [self._coefficients(t) for t in taus]
         K = max(len(c) for c in coefs)
         shape = psi.shape
         shell, a, b = self.shell, self.a, self.b
@@ -447,6 +456,7 @@ def run_open(cfg: JobConfig, world=None, log=sys.stderr):
                   f"({tr.count} in the job over {world.size} ranks), elapsed {now - t0:.1f} s, "
                   f"{(now - t0) / (n + 1):.2f} s per trajectory", file=log, flush=True)
             last = now
+    t_traj = wallclock.monotonic() - t0
     sums = runner.sums.reduce(world)
     jumps = np.zeros_like(runner.n_jumps)
     world.Reduce(runner.n_jumps, jumps, op=MPI.SUM, root=0)
@@ -464,6 +474,7 @@ def run_open(cfg: JobConfig, world=None, log=sys.stderr):
         "max_decay_rate_eV": runner.problem.max_decay,
         "chebyshev_bernstein_rho": runner.prop.rho,
         "wallclock_seconds": wallclock.monotonic() - t0,
+        "trajectory_seconds_rank0": t_traj,
         "n_members": 2 * tr.count,
     })
     return ds
