@@ -239,11 +239,13 @@ def test_bad_config_stops_before_any_job(tmp_path, edit, key):
 def test_slurm_pipeline(slurm_cluster, tmp_path):
     cfg = tmp_path / "config.yaml"
     shutil.copy(TEST_CONFIG, cfg)
-    proc = snakemake(tmp_path, cfg, profile=SLURM, timeout=900)
+    proc = snakemake(tmp_path, cfg, "--slurm-keep-successful-logs", profile=SLURM, timeout=900)
     out = proc.stdout + proc.stderr
     assert re.search(r"submitted with SLURM jobid \d+ \(log: \S*rule_simulate", out), out[-3000:]
     # the 2-rank MPI jobs are started by srun inside their allocation
-    assert re.search(r"srun -n 2 spinvalve simulate --config results/jobs/closed/", out)
+    job_logs = "".join(p.read_text() for p in
+                       (tmp_path / ".snakemake" / "slurm_logs" / "rule_simulate").rglob("*.log"))
+    assert re.search(r"srun -n 2 spinvalve simulate --config results/jobs/closed/", job_logs)
     for n in (1, 2):
         with xr.open_dataset(tmp_path / f"results/jobs/closed/spins_per_layer~{n}.nc") as job:
             assert int(job.attrs["mpi_ranks"]) == 2
