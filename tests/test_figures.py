@@ -31,7 +31,14 @@ ALL_ON = {f: (True, "test") for f in sweeps.FAMILIES}
 
 
 def quick_config() -> dict:
-    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    """The quick config with the sweep values the tests below rely on pinned."""
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg["job"] = {"chain": {"n_sites": 101}, "time": {"t_end": 40.0, "dt_out": 0.5}}
+    cfg["closed"]["spins_per_layer"] = [1, 2, 3, 4]
+    cfg["gibbs"]["spins_per_layer"] = [2]
+    cfg["bath"]["spins_per_layer"] = [2]
+    cfg["figures"].update(reference_spins_per_layer=4, fig7_spins_per_layer=[2, 3, 4])
+    return cfg
 
 
 # ---------------------------------------------------------------------------
