@@ -18,8 +18,10 @@ Zero rows: a configuration that the evolution has not reached (or whose
 amplitudes underflowed) has an exactly zero row. Each pass first marks the
 rows of ``cur`` with a nonzero entry (the scan stops at the first one, so it
 costs one cache line per live row) and skips every output row whose inputs are
-all zero: exact, and early in a 10+10 run, when most rows are zero, many times
-faster.
+all zero. The Chebyshev pass also sets entries of T_{k+1} below ``TINY``
+(1e-100) to zero: without it the recursion vectors fill every row with
+amplitudes of 1e-300 or less (which underflow to zero in the state itself) and
+nothing could be skipped.
 
 Threads: one per MPI rank by default (``SPINVALVE_THREADS`` overrides); the
 parallelism of the engine comes from MPI ranks. With one thread the serial
@@ -53,6 +55,11 @@ except ImportError:  # pragma: no cover - numba is a declared dependency
     HAVE_NUMBA = False
 
 _THREADS = 1
+# Recursion vectors T_k((H - a)/b) psi of a normalised psi have norm <= 1; their
+# entries below TINY are set to zero, so that rows the state has (physically)
+# not reached stay exactly zero and are skipped. The change per term is below
+# TINY * sqrt(size), far under any propagation tolerance.
+TINY = 1e-100
 
 
 if HAVE_NUMBA:
@@ -142,6 +149,10 @@ if HAVE_NUMBA:
         for x in range(0, h.shape[0], 2):
             re = h[x] - pr[x]
             im = h[x + 1] - pr[x + 1]
+            if abs(re) < TINY:
+                re = 0.0
+            if abs(im) < TINY:
+                im = 0.0
             pr[x] = re
             pr[x + 1] = im
             ar[x] += cr * re - ci * im
