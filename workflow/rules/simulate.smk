@@ -27,6 +27,8 @@ rule simulate:
         "results/jobs/{family}/{params}.nc",
     log:
         "results/logs/jobs/{family}/{params}.log",
+    benchmark:
+        "results/benchmarks/jobs/{family}/{params}.tsv"
     wildcard_constraints:
         family="closed|gibbs|bath",
     threads: lambda wildcards: job_resources(wildcards)["ranks"]
@@ -49,6 +51,8 @@ rule simulate_tdmrg:
         "results/jobs/{family}/{params}.nc",
     log:
         "results/logs/jobs/{family}/{params}.log",
+    benchmark:
+        "results/benchmarks/jobs/{family}/{params}.tsv"
     wildcard_constraints:
         family="multi_electron",
     threads: lambda wildcards: job_resources(wildcards)["threads"]
