@@ -117,6 +117,10 @@ class ChebyshevPropagator:
     def n_terms(self) -> int:
         return len(self.coef)
 
+    def scratch(self) -> np.ndarray:
+        """A local-shape work array that is free between steps."""
+        return self._w[0]
+
     def _substep(self, psi: np.ndarray) -> None:
         """psi <- exp(-i H dt/hbar) psi in place; psi doubles as the first recursion buffer."""
         shell, a, c = self.shell, self.a, self.coef
@@ -156,6 +160,10 @@ class KrylovPropagator:
         self.mfn.setOptionsPrefix("krylov_")
         self.mfn.setFromOptions()
         self._out = mat.createVecLeft()
+        self._shape = shell.local_shape
+
+    def scratch(self) -> np.ndarray:
+        return self._out.array.reshape(self._shape)
 
     def step(self, vec) -> None:
         self.mfn.solve(vec, self._out)
@@ -183,6 +191,10 @@ class RK4Propagator:
         ts.setOptionsPrefix("rk4_")
         ts.setFromOptions()
         self.ts = ts
+        self._scratch = np.empty(shell.local_shape, complex)
+
+    def scratch(self) -> np.ndarray:
+        return self._scratch
 
     def _rhs(self, ts, t, u, f) -> None:
         self.mat.mult(u, f)

@@ -119,8 +119,14 @@ class BlockDensityMatrix:
 
     def sub(self, K: int, row: int, col: int) -> np.ndarray:
         """Sub-block ``(row, col)`` of block K as a tensor [i_p, i_a, j_p, j_a]."""
-        a, b = self.sub_factor(K, row), self.sub_factor(K, col)
-        return np.einsum("iar,jbr->iajb", a, b.conj(), optimize=True)
+        block = self.layers.block(K)
+        ra, rb = block.subblocks[row], block.subblocks[col]
+        if self.is_small(K):
+            m = self.dense(K)[ra.slice, rb.slice]
+        else:
+            f = self.factors[K]
+            m = f[ra.slice] @ f[rb.slice].conj().T
+        return m.reshape(ra.n_pc, ra.n_ac, rb.n_pc, rb.n_ac)
 
     def layer_blocks(self, layer: str) -> dict[int, np.ndarray]:
         """Reduced state of one layer ('p' or 'a'), block diagonal in its number of up spins."""

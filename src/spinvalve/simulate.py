@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from threadpoolctl import threadpool_limits
 
 from . import HBAR
 from .config import JobConfig
@@ -127,11 +128,9 @@ class Engine:
         """
         parts = []
         scal = np.zeros(3)  # norm, energy, s^z_e
-        hpsi = None
         for st in self.states:
             w, psi, sec = st.member.weight, st.local, st.shell.sector
-            if hpsi is None or hpsi.shape != psi.shape:
-                hpsi = np.empty_like(psi)
+            hpsi = st.propagator.scratch()  # a work buffer of the propagator, free between steps
             st.shell.apply(psi, hpsi)
             scal[0] += w * np.vdot(psi, psi).real
             scal[1] += w * np.vdot(psi, hpsi).real
@@ -139,7 +138,6 @@ class Engine:
                 amp = psi[sl]
                 scal[2] += (1 if e_up else -1) * w * np.vdot(amp, amp).real
                 parts.append((block.K, w, amp))
-        del hpsi
         total = np.empty_like(scal)
         self.world.Allreduce(scal, total)
         rho = BlockDensityMatrix.gather(self.model.layers, parts, self.world)
@@ -147,6 +145,13 @@ class Engine:
         return self.world.bcast(obs, root=0)
 
     def observables(self, rho: BlockDensityMatrix, norm: float, energy: float, sz_e: float) -> dict:
+        """All observables of one time; small blocks run with single-threaded BLAS
+        (many small calls are several times slower with threads competing)."""
+        small = max((min(f.shape) for f in rho.factors.values()), default=0) < 1000
+        with threadpool_limits(1 if small else None):
+            return self._observables(rho, norm, energy, sz_e)
+
+    def _observables(self, rho: BlockDensityMatrix, norm: float, energy: float, sz_e: float) -> dict:
         cfg, N = self.cfg, self.model.n_spins
         s_p, s_a, s_pa = entropies(rho)
         e_n, by_q = negativity(rho, cfg.observables.negativity_max_dim)
