@@ -7,6 +7,11 @@ fourth-order TEBD, recording every ``time.dt_out`` fs the localized spins, the
 electron density and spin density, the half-chain entropy S_half (Eq. 6, natural
 log), the bond dimension, the accumulated truncation error and the invariants.
 
+Method choice (measured, L = 16, 2+2 spins, N_e = 2, to 10.5 fs against the exact
+two-electron solver in ``tests/test_tdmrg.py``): fourth-order TEBD reaches max |d<S_i>|
+~1e-6 and is ~3x faster than two-site TDVP (~6e-6); second-order TEBD at
+dt = 0.1 hbar/gamma is off by ~1e-3, which is why ``tebd`` means order 4 here.
+
 Units: H in eV and t in fs, so TeNPy's dimensionless step is dt_fs / hbar (1/eV);
 the config step ``multi_electron.dt`` is in hbar/gamma, i.e. dt_fs = dt * hbar / gamma.
 """
@@ -113,7 +118,7 @@ def _measure(psi: MPS, model: SpinValveChain, spec: ChainSpec) -> dict:
         "sz": np.real(psi.expectation_value("Tz", sites=spins)) if spins else np.zeros(0),
         "density": np.real(psi.expectation_value("Ntot")),
         "s_e": np.real(psi.expectation_value("sz")),
-        "entropy": float(psi.entanglement_entropy(bonds=[spec.cut_bond])[0]),
+        "entropy": max(0.0, float(psi.entanglement_entropy(bonds=[spec.cut_bond])[0])),
         "chi": int(max(psi.chi)),
         "energy": float(np.real(model.H_MPO.expectation_value(psi))),
         "norm": float(np.sqrt(abs(psi.overlap(psi)))),

@@ -190,6 +190,9 @@ class SpinValveChain(CouplingModel, MPOModel, NearestNeighborModel):
         self.spin_layer_of = spin_of
         sites = [ChainSite(i in spin_of) for i in range(spec.n_sites)]
         lat = TrivialLattice(sites, bc="open", bc_MPS="finite")
+        # A 1D chain: every site is its own "ring" (TeNPy's sanity check for 2D-like
+        # unit cells would otherwise refuse more than 18 sites in the single unit cell).
+        lat.N_sites_per_ring = 1
         CouplingModel.__init__(self, lat)
         self._add_terms(spec, spin_of)
         MPOModel.__init__(self, lat, self.calc_H_MPO())
