@@ -154,7 +154,8 @@ class MultiElectron:
     chi_start: int = _f(100, lo=1, doc="initial bond dimension")
     chi_max: int = _f(400, lo=1, doc="maximal bond dimension")
     trunc_cut: float = _f(1e-7, lo=0.0, lo_open=True, doc="truncation error")
-    method: str = _f("tdvp", choices=("tdvp", "tebd"), doc="time evolution")
+    method: str = _f("tebd", choices=("tdvp", "tebd"),
+                     doc="time evolution: 4th-order TEBD or two-site TDVP")
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,9 @@ def provenance(cfg: JobConfig | None, n_ranks: int) -> dict:
         attrs["slepc_version"] = ".".join(map(str, SLEPc.Sys.getVersion()))
     except ImportError:  # pragma: no cover - PETSc is a hard requirement of the engine
         pass
+    if cfg is not None and cfg.multi_electron is not None:
+        import tenpy
+        attrs["tenpy_version"] = tenpy.__version__
     return attrs
 
 

@@ -329,7 +329,8 @@ def run_job(cfg: JobConfig, output: str | Path) -> xr.Dataset:
     world = MPI.COMM_WORLD
     if cfg.multi_electron is not None:
         from .tdmrg import run_tdmrg
-        ds = run_tdmrg(cfg) if world.rank == 0 else None
+        ds = (run_tdmrg(cfg, checkpoint_path=checkpoint_base(cfg, output))
+              if world.rank == 0 else None)
         ckpt = None
     elif cfg.bath is not None:
         from .opensystem import run_open
