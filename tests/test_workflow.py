@@ -124,6 +124,11 @@ def test_local_pipeline_writes_every_figure(local_run):
         assert {str(c) for c in ds["source_config"].values} != {""}
     with xr.open_dataset(work / "results/jobs/closed/spins_per_layer~2.nc") as job:
         assert int(job.attrs["mpi_ranks"]) == 2
+    if "bath" in enabled_families(proc):  # two trajectory batches summed into one curve + band
+        with xr.open_dataset(work / "results" / "figures" / "fig3.nc") as ds:
+            assert {"log_negativity_bath", "log_negativity_bath_lower",
+                    "log_negativity_bath_upper"} <= set(ds.data_vars)
+            assert ds["log_negativity_bath"].dims == ("bath_temperature", "time_bath")
     assert not list((work / "results").rglob("*.tmp")) and not list((work / "results").rglob(".*.nc*"))
 
 
@@ -165,6 +170,15 @@ def test_one_sweep_value_reruns_exactly_its_jobs(local_run):
             ("aggregate_figure", "results/figures/fig_gibbs.nc"),
             ("plot_fig_gibbs", "results/figures/fig_gibbs.png"),
         }
+    if "bath" in enabled_families(local_run["proc"]):  # one more trajectory batch
+        cfg = edited_config(work, "batch.yaml", lambda c: c["bath"].update(batches=[0, 1, 2]))
+        assert planned(snakemake(work, cfg, "-n")) == {
+            ("job_config", "results/jobs/bath/spins_per_layer~2/T_bb~100/batch~2.yaml"),
+            ("simulate", "results/jobs/bath/spins_per_layer~2/T_bb~100/batch~2.nc"),
+            ("merge_bath_batches", "results/merged/bath/spins_per_layer~2/T_bb~100.nc"),
+            ("aggregate_figure", "results/figures/fig3.nc"),
+            ("plot_fig3", "results/figures/fig3.png"),
+        }
 
 
 @pytest.mark.mpi
@@ -179,7 +193,7 @@ def test_plot_option_reruns_plots_only_and_job_change_reruns_its_jobs(local_run)
     sims = {o for r, o in jobs if r == "simulate"}
     assert sims == {"results/jobs/closed/spins_per_layer~1.nc",
                     "results/jobs/closed/spins_per_layer~2.nc"}
-    assert not [o for r, o in jobs if "gibbs/" in o or "multi_electron/" in o]
+    assert not [o for r, o in jobs if "gibbs/" in o or "bath/" in o or "multi_electron/" in o]
 
 
 @pytest.mark.mpi

@@ -4,7 +4,7 @@
 # in (reruns) when the jobs appear.
 
 
-# TODO(bath): until the engine's spinvalve.trajectories.combine_batches exists the
+# Batches are summed (rho_FM) by the engine's spinvalve.opensystem.combine; without it the
 # batches are only stacked (spinvalve.figures.aggregate.concatenate_bath_batches_todo).
 rule merge_bath_batches:
     input:

@@ -139,17 +139,21 @@ def _rename_time(ds: xr.Dataset, suffix: str) -> xr.Dataset:
 def combine_bath_batches(datasets: list[xr.Dataset]) -> xr.Dataset:
     """Merge the trajectory batches of one (N, T_bb) point.
 
-    The correct merge SUMS the batches' rho_FM blocks and computes every
-    observable once from the total (SPEC: never average an entropy or a
-    negativity). The engine provides that as
-    ``spinvalve.trajectories.combine_batches``; until it exists this falls back
-    to :func:`concatenate_bath_batches_todo`, which only stacks the batches.
+    The correct merge SUMS the batches' rho_FM and computes every observable
+    (and its error band) once from the total (SPEC: never average an entropy or
+    a negativity). The engine provides it as ``spinvalve.opensystem.combine``;
+    without it this falls back to :func:`concatenate_bath_batches_todo`, which
+    only stacks the batches.
     """
     try:
-        from ..trajectories import combine_batches  # type: ignore[attr-defined]
+        from ..opensystem import combine  # type: ignore[attr-defined]
     except ImportError:
         return concatenate_bath_batches_todo(datasets)
-    out = combine_batches(datasets)
+    order = sorted(datasets, key=lambda d: sweep_point(d).get("batch", 0))
+    try:
+        out = combine(order)
+    except ValueError as exc:  # CombineError: slices that do not belong together
+        raise AggregationError(f"bath batches: {exc}") from exc
     out.attrs["bath_batches"] = "combined"
     return out
 
@@ -157,8 +161,8 @@ def combine_bath_batches(datasets: list[xr.Dataset]) -> xr.Dataset:
 def concatenate_bath_batches_todo(datasets: list[xr.Dataset]) -> xr.Dataset:
     """TODO(bath): placeholder merge -- stack batches along ``batch``, combine nothing.
 
-    Replace by the engine's rho_FM summation (``spinvalve.trajectories.
-    combine_batches``). The result is marked ``bath_batches = "stacked"``;
+    Used only when the engine's rho_FM summation (``spinvalve.opensystem.
+    combine``) is not installed. The result is marked ``bath_batches = "stacked"``;
     figures draw a stacked file only when it holds a single batch (whose
     observables are then the job's own, correctly computed ones).
     """

@@ -63,7 +63,7 @@ DECLARATION = "IMPLEMENTED_FAMILIES"
 FAMILY_PROBES: dict[str, tuple[tuple[str, str | None], ...]] = {
     "closed": (("spinvalve.simulate", "run_job"),),
     "gibbs": (("spinvalve.simulate", "run_job"), ("spinvalve.ensemble", "spin_states")),
-    "bath": (("spinvalve.simulate", "run_job"), ("spinvalve.trajectories", None)),
+    "bath": (("spinvalve.simulate", "run_job"), ("spinvalve.opensystem", "run_open")),
     "multi_electron": (("spinvalve.simulate", "run_job"), ("spinvalve.tdmrg", "run_tdmrg"),
                        ("tenpy", None)),
 }
