@@ -159,3 +159,11 @@ def test_paper_geometry_reaches_182_configurations():
     assert cfg.layers.sites == (43, 44, 45, 46, 51, 52, 53, 54)  # 1-based 44-47 and 52-55
     ds = Engine(cfg).run(log=None)
     assert ds.attrs["reachable_configurations"] == 182
+
+
+def test_negativity_stride_skips_only_the_negativity():
+    full = Engine(small_config(2, 2, t_end=6.0)).run(log=None)
+    sparse = Engine(small_config(2, 2, t_end=6.0, observables={"negativity_stride": 3})).run(log=None)
+    np.testing.assert_array_equal(np.isnan(sparse.log_negativity.values), [False, True, True] * 2 + [False])
+    np.testing.assert_allclose(sparse.log_negativity[::3], full.log_negativity[::3], atol=1e-14)
+    np.testing.assert_allclose(sparse.entropy_pa, full.entropy_pa, atol=1e-14)

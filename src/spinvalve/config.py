@@ -115,6 +115,8 @@ class Observables:
     negativity_max_dim: int = _f(16384, lo=0,
                                  doc="largest rho^{T_a} charge-imbalance block diagonalised "
                                      "(larger: MLN not computed, NaN)")
+    negativity_stride: int = _f(1, lo=1, doc="compute the MLN at every n-th output time only "
+                                             "(NaN in between; for costly large N)")
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,7 @@ class Engine:
             self.states.append(MemberState(member, shell, vec, prop))
 
     # -- one output time -------------------------------------------------------------
-    def measure(self) -> dict:
+    def measure(self, index: int = 0) -> dict:
         """Observables of the ensemble at the current time (identical on every rank).
 
         Each rank contributes the amplitudes of its rows (Gram factors of rho_FM's
@@ -141,20 +141,25 @@ class Engine:
         total = np.empty_like(scal)
         self.world.Allreduce(scal, total)
         rho = BlockDensityMatrix.gather(self.model.layers, parts, self.world)
-        obs = self.observables(rho, *total) if rho is not None else None
+        obs = self.observables(rho, *total, index=index) if rho is not None else None
         return self.world.bcast(obs, root=0)
 
-    def observables(self, rho: BlockDensityMatrix, norm: float, energy: float, sz_e: float) -> dict:
+    def observables(self, rho: BlockDensityMatrix, norm: float, energy: float, sz_e: float,
+                    index: int = 0) -> dict:
         """All observables of one time; small blocks run with single-threaded BLAS
         (many small calls are several times slower with threads competing)."""
         small = max((min(f.shape) for f in rho.factors.values()), default=0) < 1000
         with threadpool_limits(1 if small else None):
-            return self._observables(rho, norm, energy, sz_e)
+            return self._observables(rho, norm, energy, sz_e, index)
 
-    def _observables(self, rho: BlockDensityMatrix, norm: float, energy: float, sz_e: float) -> dict:
+    def _observables(self, rho: BlockDensityMatrix, norm: float, energy: float, sz_e: float,
+                     index: int) -> dict:
         cfg, N = self.cfg, self.model.n_spins
         s_p, s_a, s_pa = entropies(rho)
-        e_n, by_q = negativity(rho, cfg.observables.negativity_max_dim)
+        if index % cfg.observables.negativity_stride == 0:
+            e_n, by_q = negativity(rho, cfg.observables.negativity_max_dim)
+        else:
+            e_n, by_q = float("nan"), {}
         positions = np.array(self.model.spin_sites, dtype=float)
         n_k = len(cfg.observables.k_values)
         spin = np.zeros((N, 3))
@@ -205,7 +210,7 @@ class Engine:
         for n in range(start + 1 if records else 0, n_out + 1):
             if n:
                 self.step()
-            obs = self.measure()
+            obs = self.measure(n)
             self.check_invariants(obs, records[0] if records else obs, n * cfg.time.dt_out)
             records.append(obs)
             progress.update(n, start)
