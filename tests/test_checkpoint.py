@@ -91,3 +91,36 @@ def test_checkpoint_of_another_config_is_refused(reference, tmp_path):
     assert proc.wait(timeout=120) == 1
     assert "different config" in proc.stderr.read()
     assert not out.exists()
+
+
+class StopAfter:
+    """A stop flag that 'receives a signal' after it has been polled ``n`` times."""
+
+    def __init__(self, n):
+        self.n = n
+
+    @property
+    def raised(self):
+        self.n -= 1
+        return signal.SIGTERM if self.n < 0 else None
+
+
+def test_trajectory_job_resumes_to_the_same_sums(tmp_path):
+    from mpi4py import MPI
+    from spinvalve.checkpoint import Checkpointer, Interrupted
+    from spinvalve.config import load_config
+    from spinvalve.opensystem import run_open
+    cfg = load_config({"chain": {"n_sites": 10}, "layers": {"n_p": 2, "n_a": 1, "fm_p_start": 3, "spacer": 1},
+                       "pulse": {"x0": 1.0}, "time": {"t_end": 4.0, "dt_out": 0.5},
+                       "bath": {"temperature": 100.0, "gamma": 0.01},
+                       "trajectories": {"count": 9, "seed": 7}, "checkpoint": {"interval": 1e6}})
+    world = MPI.COMM_WORLD
+    ref = run_open(cfg, world, log=None)
+    ckpt = Checkpointer(tmp_path / "job.ckpt", cfg, world)
+    with pytest.raises(Interrupted):
+        run_open(cfg, world, log=None, checkpointer=ckpt, stop=StopAfter(4))
+    assert (tmp_path / "job.ckpt.meta").exists()
+    resumed = run_open(cfg, world, log=None, checkpointer=ckpt)
+    assert resumed.attrs["n_trajectories"] == ref.attrs["n_trajectories"] == 9
+    for var in ("rho_fm_sum_real", "rho_fm_sum_imag", "log_negativity", "entropy_pa", "jumps_per_spin"):
+        np.testing.assert_allclose(resumed[var].values, ref[var].values, atol=1e-12, rtol=0, err_msg=var)

@@ -339,7 +339,9 @@ def run_job(cfg: JobConfig, output: str | Path) -> xr.Dataset:
         ckpt = None
     elif cfg.bath is not None:
         from .opensystem import run_open
-        ds, ckpt = run_open(cfg, world), None
+        ckpt = Checkpointer(checkpoint_base(cfg, output), cfg, world)
+        with StopFlag() as stop:
+            ds = run_open(cfg, world, checkpointer=ckpt, stop=stop)
     else:
         ckpt = Checkpointer(checkpoint_base(cfg, output), cfg, world)
         with StopFlag() as stop:

@@ -436,26 +436,63 @@ class TrajectoryRunner:
         return jumps
 
 
-def run_open(cfg: JobConfig, world=None, log=sys.stderr):
+def _sums_arrays(runner: TrajectoryRunner) -> list[np.ndarray]:
+    s = runner.sums
+    return [s.rho, s.rho_e, s.energy, s.batch, s.batch_count, np.array(s.indices, dtype=np.int64),
+            np.array([s.n_jumps], dtype=np.int64), runner.n_jumps]
+
+
+def _restore_sums(runner: TrajectoryRunner, arrays: list[np.ndarray]) -> None:
+    s = runner.sums
+    s.rho[...], s.rho_e[...], s.energy[...], s.batch[...], s.batch_count[...] = arrays[:5]
+    s.indices = [int(i) for i in arrays[5]]
+    s.n_jumps = int(arrays[6][0])
+    runner.n_jumps[...] = arrays[7]
+
+
+def run_open(cfg: JobConfig, world=None, log=sys.stderr, checkpointer=None, stop=None):
     """Run this job's trajectories (``trajectories.first`` ... first + count - 1) over ``world``.
 
     Ranks take trajectories round robin; the sums are reduced to rank 0, which
     returns the dataset (observables, bands, sums); other ranks return None.
+    With a :class:`~spinvalve.checkpoint.Checkpointer`, every rank's sums are saved
+    after whole trajectories (every ``checkpoint.interval`` s, or when ``stop``
+    caught SIGTERM/SIGUSR1) and a restart skips the trajectories already summed:
+    trajectory i depends only on (seed, i), so the result is unchanged.
     """
     from mpi4py import MPI
+    from ..checkpoint import Interrupted
     world = world if world is not None else MPI.COMM_WORLD
     runner = TrajectoryRunner(cfg, MPI.COMM_SELF)
     tr = runner.traj
     mine = [i for n, i in enumerate(range(tr.first, tr.first + tr.count)) if n % world.size == world.rank]
-    t0 = last = wallclock.monotonic()
-    for n, i in enumerate(mine):
-        runner.run_trajectory(i)
+    rounds = -(-tr.count // world.size)
+    start = 0
+    if checkpointer is not None:
+        saved = checkpointer.load()
+        if saved is not None:
+            start, _, arrays = saved
+            _restore_sums(runner, arrays)
+            if log is not None and world.rank == 0:
+                print(f"spinvalve: resuming after {start} rounds of trajectories", file=log, flush=True)
+    t0 = last = last_ckpt = wallclock.monotonic()
+    for n in range(start, rounds):
+        if n < len(mine):
+            runner.run_trajectory(mine[n])
         now = wallclock.monotonic()
-        if log is not None and world.rank == 0 and (now - last > 10 or n == len(mine) - 1):
+        if log is not None and world.rank == 0 and (now - last > 10 or n == rounds - 1):
             print(f"spinvalve: trajectory {n + 1}/{len(mine)} on rank 0 "
                   f"({tr.count} in the job over {world.size} ranks), elapsed {now - t0:.1f} s, "
-                  f"{(now - t0) / (n + 1):.2f} s per trajectory", file=log, flush=True)
+                  f"{(now - t0) / (n + 1 - start):.2f} s per trajectory", file=log, flush=True)
             last = now
+        if checkpointer is not None and n < rounds - 1:
+            signalled = world.allreduce(int(stop is not None and stop.raised is not None))
+            if signalled or world.allreduce(now - last_ckpt > checkpointer.interval, op=MPI.LOR):
+                checkpointer.save(n + 1, [], _sums_arrays(runner))
+                last_ckpt = now
+            if signalled:
+                raise Interrupted(f"spinvalve: signal received, checkpoint written after {n + 1} rounds "
+                                  "of trajectories; rerun the same command to resume")
     t_traj = wallclock.monotonic() - t0
     sums = runner.sums.reduce(world)
     jumps = np.zeros_like(runner.n_jumps)
