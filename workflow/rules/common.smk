@@ -53,7 +53,8 @@ BATH_GROUPS = sweeps.bath_groups(JOBS)
 FIGURES = sweeps.FIGURES
 FORMATS = config["plot"]["formats"]
 
-if not getattr(workflow, "remote_exec", False):
+# once per run: not again in the Snakemake processes that execute single jobs
+if str(getattr(getattr(workflow, "exec_mode", None), "name", "DEFAULT")) == "DEFAULT":
     print(sweeps.describe_status(STATUS), file=sys.stderr)
 
 
