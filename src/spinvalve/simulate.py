@@ -33,6 +33,10 @@ from .basis import Sector
 from .checkpoint import Checkpointer, Interrupted, StopFlag
 
 
+# Job families the pipeline may enable ("enabled: auto" in config/*.yaml reads this line).
+IMPLEMENTED_FAMILIES = ("closed", "gibbs", "bath", "multi_electron")
+
+
 class Progress:
     """Progress lines (time reached, step, elapsed, ETA) at most every 10 s on stderr;
     a single updating line when stderr is a terminal."""
