@@ -14,6 +14,20 @@ from spinvalve.hamiltonian import HamiltonianShell, Model
 pytestmark = pytest.mark.skipif(not kernels.HAVE_NUMBA, reason="numba not available")
 
 
+def dense_matrix(shell: HamiltonianShell) -> np.ndarray:
+    """H column by column from the matrix-free apply (small spaces only)."""
+    n = shell.local_size
+    H = np.empty((n, n), complex)
+    e = np.zeros(shell.local_shape, complex)
+    out = np.empty_like(e)
+    for col in range(n):
+        e.flat[col] = 1
+        shell.apply(e, out)
+        H[:, col] = out.ravel()
+        e.flat[col] = 0
+    return H
+
+
 @pytest.mark.parametrize("n_p,n_a,M", [(4, 4, 1), (4, 4, -1), (3, 2, 2), (2, 0, -1), (0, 3, -2)])
 def test_fused_apply_and_chebyshev_term_match_numpy(n_p, n_a, M):
     cfg = load_config({"chain": {"n_sites": 30}, "layers": {"n_p": n_p, "n_a": n_a, "fm_p_start": 5,
@@ -47,16 +61,7 @@ def test_spectral_bounds_contain_the_spectrum():
     lo, hi = model.spectral_bounds()
     for M in (-4, -2, 0, 2, 4):
         shell = HamiltonianShell(model, Sector(model.layers, M), MPI.COMM_SELF)
-        n = shell.local_size
-        H = np.empty((n, n), complex)
-        e = np.zeros(shell.local_shape, complex)
-        out = np.empty_like(e)
-        for col in range(n):
-            e.flat[col] = 1
-            shell.apply(e, out)
-            H[:, col] = out.ravel()
-            e.flat[col] = 0
-        ev = np.linalg.eigvalsh(H)
+        ev = np.linalg.eigvalsh(dense_matrix(shell))
         assert lo - 1e-12 <= ev.min() and ev.max() <= hi + 1e-12
 
 
@@ -68,16 +73,8 @@ def test_full_spin_space_has_the_reference_spectrum():
                                                             "spacer": 1}, "pulse": {"x0": 1.0}})
     model = Model.from_config(cfg)
     shell = HamiltonianShell(model, SpinSpace.full(model.layers), MPI.COMM_SELF)
-    n = shell.local_size
-    assert n == 5 * 2 * 2 ** 3
-    H = np.empty((n, n), complex)
-    e = np.zeros(shell.local_shape, complex)
-    out = np.empty_like(e)
-    for col in range(n):
-        e.flat[col] = 1
-        shell.apply(e, out)
-        H[:, col] = out.ravel()
-        e.flat[col] = 0
+    assert shell.local_size == 5 * 2 * 2 ** 3
+    H = dense_matrix(shell)
     geom = ref.Geometry(5, 1, 2, 1, 1)
     want = np.linalg.eigvalsh(ref.hamiltonian(geom).toarray())
     np.testing.assert_allclose(np.linalg.eigvalsh(H), want, atol=1e-12)
