@@ -274,7 +274,7 @@ def test_dt_out_must_be_multiple_of_step():
 
 def test_checkpoint_resume(tmp_path, short_run):
     ckpt = tmp_path / "job.ckpt"
-    cfg = small_cfg(4, checkpoint={"interval": 1e-9})
+    cfg = small_cfg(4, checkpoint={"interval": 1e-9}, multi_electron={"method": "tdvp"})
 
     class Stop(Exception):
         pass
