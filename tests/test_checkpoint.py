@@ -41,6 +41,22 @@ def wait_for_checkpoint(proc, meta, timeout=120):
         time.sleep(0.01)
 
 
+def kill_job(proc, out, sig):
+    """Send ``sig`` to the job's process group, then make sure no rank of it survives
+    (MPI ranks may sit in their own process groups; a batch system kills them all)."""
+    os.killpg(proc.pid, sig)
+    code = proc.wait(timeout=120)
+    t0 = time.monotonic()
+    while True:
+        found = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
+        if not found:
+            return code
+        if sig == signal.SIGKILL or time.monotonic() - t0 > 30:
+            subprocess.run(["kill", "-9", *found], capture_output=True)
+        assert time.monotonic() - t0 < 60, "ranks of the killed job do not exit"
+        time.sleep(0.1)
+
+
 def assert_same(a, b):
     for var in a.data_vars:
         np.testing.assert_allclose(a[var].values, b[var].values, atol=1e-12, rtol=0, err_msg=var)
@@ -65,8 +81,7 @@ def test_interrupted_job_resumes_to_the_same_result(reference, tmp_path, ranks, 
     out = tmp_path / "out.nc"
     proc = launch(job, out, ranks)
     wait_for_checkpoint(proc, tmp_path / "out.nc.ckpt.meta")
-    os.killpg(proc.pid, sig)
-    code = proc.wait(timeout=120)
+    code = kill_job(proc, out, sig)
     assert code != 0
     if sig == signal.SIGTERM and ranks == 1:
         assert code == 75 and "checkpoint written" in proc.stderr.read()
@@ -84,8 +99,7 @@ def test_checkpoint_of_another_config_is_refused(reference, tmp_path):
     out = tmp_path / "out.nc"
     proc = launch(job, out)
     wait_for_checkpoint(proc, tmp_path / "out.nc.ckpt.meta")
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=60)
+    kill_job(proc, out, signal.SIGKILL)
     proc = launch(job, out, extra=["--set", "couplings.j_sd=0.4"])
     assert proc.wait(timeout=120) == 1
     assert "different config" in proc.stderr.read()

@@ -13,6 +13,7 @@ different number of MPI ranks is refused with :class:`CheckpointError`.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import pickle
@@ -97,14 +98,14 @@ class Checkpointer:
         return meta["step"], meta["records"], arrays
 
     def remove(self) -> None:
-        """Delete the checkpoint (after the output file was written)."""
+        """Delete the checkpoint (after the output file was written), including state
+        files orphaned by a kill between writing a new checkpoint and deleting the old one."""
         self.comm.Barrier()
         if self.comm.rank == 0:
-            meta = self._read_meta()
-            if meta is not None:
-                for r in range(meta["ranks"]):
-                    self._state_file(meta["step"], r).unlink(missing_ok=True)
+            for path in self.base.parent.glob(f"{glob.escape(self.base.name)}.s*.r*.npz*"):
+                path.unlink(missing_ok=True)
             self.meta.unlink(missing_ok=True)
+            self.meta.with_name(self.meta.name + ".tmp").unlink(missing_ok=True)
         self.comm.Barrier()
 
 
