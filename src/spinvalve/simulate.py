@@ -81,6 +81,11 @@ class MemberState:
         return self.vec.array.reshape(self.shell.local_shape)
 
 
+def _max_op():
+    from mpi4py import MPI
+    return MPI.MAX
+
+
 def split_groups(world, ranks_per_member: int):
     """Sub-communicator of this rank's group and (group index, number of groups)."""
     size = world.size
@@ -102,9 +107,11 @@ class Engine:
         self.model = Model.from_config(cfg)
         self.ensemble: Ensemble = build_ensemble(self.model, cfg)
         self.group, color, n_groups = split_groups(self.world, cfg.numerics.ranks_per_member)
+        self.n_groups = n_groups
         self.petsc_group = PETSc.Comm(self.group)
         phi = packet(cfg)
         self.states: list[MemberState] = []
+        self.seconds = {"propagation": 0.0, "observables": 0.0}
         shells: dict[int, tuple[HamiltonianShell, object]] = {}
         N = self.model.n_spins
         for n, member in enumerate(self.ensemble.members):
@@ -213,8 +220,12 @@ class Engine:
         progress = Progress(n_out, cfg.time.dt_out, log if self.world.rank == 0 else None)
         for n in range(start + 1 if records else 0, n_out + 1):
             if n:
+                t_step = wallclock.monotonic()
                 self.step()
+                self.seconds["propagation"] += wallclock.monotonic() - t_step
+            t_obs = wallclock.monotonic()
             obs = self.measure(n)
+            self.seconds["observables"] += wallclock.monotonic() - t_obs
             self.check_invariants(obs, records[0] if records else obs, n * cfg.time.dt_out)
             records.append(obs)
             progress.update(n, start)
@@ -227,6 +238,7 @@ class Engine:
                 if signalled:
                     raise Interrupted(f"spinvalve: signal received, checkpoint written at "
                                       f"t = {n * cfg.time.dt_out} fs; rerun the same command to resume")
+        self.seconds = {k: self.world.allreduce(v, op=_max_op()) for k, v in self.seconds.items()}
         return self.dataset(records)
 
     def check_invariants(self, obs: dict, first: dict, t: float) -> None:
@@ -291,6 +303,9 @@ class Engine:
                 "discarded_weight": self.ensemble.discarded_weight,
                 "reachable_configurations": int(records[-1]["reachable"]),
                 "integrator": cfg.numerics.integrator,
+                "propagation_seconds": self.seconds["propagation"],
+                "observables_seconds": self.seconds["observables"],
+                "groups": self.n_groups,
                 "time_unit_hbar_over_gamma_fs": HBAR / cfg.chain.hopping,
             },
         )
