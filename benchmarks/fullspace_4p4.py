@@ -96,20 +96,10 @@ def worker_engine(out):
     t1 = time.perf_counter()
     eng = Engine(load_config(ENGINE_CFG))
     t2 = time.perf_counter()
-    spent = {"step": 0.0, "measure": 0.0}
-
-    def timed(name, fn):
-        def wrapper(*a, **kw):
-            t = time.perf_counter()
-            r = fn(*a, **kw)
-            spent[name] += time.perf_counter() - t
-            return r
-        return wrapper
-    eng.step, eng.measure = timed("step", eng.step), timed("measure", eng.measure)
     ds = eng.run(log=None)
     t3 = time.perf_counter()
-    save(out, import_=t1 - t0, setup=t2 - t1, propagation=spent["step"],
-         observables=spent["measure"], run=t3 - t2,
+    save(out, import_=t1 - t0, setup=t2 - t1, propagation=eng.seconds["propagation"],
+         observables=eng.seconds["observables"], run=t3 - t2,
          sz=ds["spin_expectation"].values[:, :, 2], norm=ds["norm"].values,
          terms=eng.states[0].propagator.n_terms)
 

@@ -40,19 +40,9 @@ def worker(spec: str, out: str) -> None:
     t0 = time.perf_counter()
     eng = Engine(cfg)
     setup = time.perf_counter() - t0
-    spent = {"step": 0.0, "measure": 0.0}
-
-    def timed(name, fn):
-        def wrapper(*a, **kw):
-            t = time.perf_counter()
-            r = fn(*a, **kw)
-            spent[name] += time.perf_counter() - t
-            return r
-        return wrapper
-    eng.step, eng.measure = timed("step", eng.step), timed("measure", eng.measure)
     eng.run(log=None)
     st = eng.states[0]
-    save(out, setup=setup, propagation=spent["step"], observables=spent["measure"],
+    save(out, setup=setup, propagation=eng.seconds["propagation"], observables=eng.seconds["observables"],
          amplitudes=st.shell.local_size, terms=st.propagator.n_terms * st.propagator.n_sub,
          steps=cfg.time.n_out, members=len(eng.states))
 
