@@ -10,6 +10,7 @@ from spinvalve import kernels
 from spinvalve.basis import Sector
 from spinvalve.config import load_config
 from spinvalve.hamiltonian import HamiltonianShell, Model
+from spinvalve.propagate import lanczos_bounds
 
 pytestmark = pytest.mark.skipif(not kernels.HAVE_NUMBA, reason="numba not available")
 
@@ -63,6 +64,8 @@ def test_spectral_bounds_contain_the_spectrum():
         shell = HamiltonianShell(model, Sector(model.layers, M), MPI.COMM_SELF)
         ev = np.linalg.eigvalsh(dense_matrix(shell))
         assert lo - 1e-12 <= ev.min() and ev.max() <= hi + 1e-12
+        llo, lhi = lanczos_bounds(shell)
+        assert llo <= ev.min() and ev.max() <= lhi
 
 
 def test_full_spin_space_has_the_reference_spectrum():

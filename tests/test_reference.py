@@ -13,7 +13,6 @@ from reference import (
     ensemble_density,
     evolve,
     full_state,
-    gaussian_orbital,
     gibbs_ensemble,
     gibbs_rho,
     gibbs_spectrum,

@@ -7,12 +7,10 @@ the MLN on that time scale.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +24,7 @@ from spinvalve.config import load_config
 from spinvalve.io import write_dataset
 from spinvalve.opensystem import combine, run_open
 from spinvalve.opensystem.bands import CombineError
-from spinvalve.opensystem.trajectories import EffectivePropagator, TrajectoryRunner
+from spinvalve.opensystem.trajectories import TrajectoryRunner
 from spinvalve.simulate import Engine
 from test_dense import to_reference_basis
 

@@ -46,11 +46,6 @@ class LayerBasis:
     def size(self, k: int) -> int:
         return comb(self.n, k) if 0 <= k <= self.n else 0
 
-    def spins(self, k: int) -> np.ndarray:
-        """Pauli S^z of every spin, shape (C(n, k), n), for the patterns with k ups."""
-        pats = self.patterns[k]
-        return (2 * ((pats[:, None] >> np.arange(self.n)) & 1) - 1).astype(np.int8)
-
 
 @dataclass(frozen=True)
 class SubBlock:
