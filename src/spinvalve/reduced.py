@@ -43,13 +43,28 @@ class BlockDensityMatrix:
     @classmethod
     def gather(cls, layers: SpinLayers, parts: list[tuple[int, float, np.ndarray]], comm,
                root: int = 0) -> "BlockDensityMatrix | None":
-        """Collect every rank's parts on ``root`` (None elsewhere)."""
+        """Collect every rank's parts on ``root`` (None elsewhere).
+
+        The amplitudes travel as typed MPI buffers, part by part: a pickled list
+        of them would exceed MPI's 2 GiB message limit for 10+10 spins.
+        """
         if comm.size == 1:
             return cls.from_parts(layers, parts)
-        everything = comm.gather(parts, root=root)
+        heads = comm.gather([(K, w, amp.shape) for K, w, amp in parts], root=root)
         if comm.rank != root:
+            for n, (_, _, amp) in enumerate(parts):
+                comm.Send(np.ascontiguousarray(amp, dtype=complex), dest=root, tag=n)
             return None
-        return cls.from_parts(layers, [p for rank_parts in everything for p in rank_parts])
+        everything = []
+        for rank, rank_heads in enumerate(heads):
+            if rank == root:
+                everything += parts
+                continue
+            for n, (K, w, shape) in enumerate(rank_heads):
+                amp = np.empty(shape, complex)
+                comm.Recv(amp, source=rank, tag=n)
+                everything.append((K, w, amp))
+        return cls.from_parts(layers, everything)
 
     @classmethod
     def from_dense_blocks(cls, layers: SpinLayers, blocks: dict[int, np.ndarray]) -> "BlockDensityMatrix":
