@@ -60,6 +60,17 @@ def log_negativity(rho: np.ndarray, n_p: int, n_a: int) -> float:
     return float(np.log(total)) if total > 0 else 0.0
 
 
+def log_negativity_stack(rhos: np.ndarray, n_p: int, n_a: int) -> np.ndarray:
+    """:func:`log_negativity` (Eq. 2) of a stack rho[..., D, D], batched eigenvalues."""
+    dp, da = _dims(n_p, n_a)
+    h = 0.5 * (rhos + np.swapaxes(rhos, -1, -2).conj())
+    lead = h.shape[:-2]
+    nd = len(lead)
+    pt = np.swapaxes(h.reshape(lead + (da, dp, da, dp)), nd, nd + 2).reshape(h.shape)
+    tn = np.abs(np.linalg.eigvalsh(pt)).sum(axis=-1)
+    return np.where(tn > 0, np.log(np.where(tn > 0, tn, 1.0)), 0.0)
+
+
 def magnon_number(n_p: int, n_a: int) -> np.ndarray:
     """m(c) = spins flipped relative to FM_p all up, FM_a all down (Eq. 25)."""
     u = _bits(n_p + n_a)
