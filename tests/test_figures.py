@@ -37,7 +37,9 @@ def quick_config() -> dict:
     cfg["closed"]["spins_per_layer"] = [1, 2, 3, 4]
     cfg["gibbs"]["spins_per_layer"] = [2]
     cfg["bath"]["spins_per_layer"] = [2]
-    cfg["figures"].update(reference_spins_per_layer=4, fig7_spins_per_layer=[2, 3, 4])
+    cfg["bath"]["temperatures"] = [10, 100]
+    cfg["figures"].update(reference_spins_per_layer=4, fig7_spins_per_layer=[2, 3, 4],
+                          fig_trajectory_count_temperature=100)
     return cfg
 
 
@@ -325,11 +327,33 @@ def test_every_figure_draws_in_both_time_units(job_files, tmp_path, unit):
             sel["closed"] = [job_files["closed2"]]
         ds = aggregate(fig, sel)
         figure = draw(fig, ds, unit)
-        label = figure.axes[-1].get_xlabel() if fig != "fig_gibbs" else figure.axes[0].get_xlabel()
+        first_is_time = fig in ("fig_gibbs", "fig_bath_lifetime", "fig_trajectory_count")
+        label = figure.axes[0 if first_is_time else -1].get_xlabel()
         assert ("fs" in label) == (unit == "fs") and (r"\hbar" in label) == (unit != "fs")
         outs = save(figure, [tmp_path / f"{fig}.png", tmp_path / f"{fig}.pdf"], dpi=40)
         assert all(p.stat().st_size > 1000 for p in outs)
         assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+def test_bath_figure_inputs_follow_the_bath_sweep():
+    cfg = quick_config()
+    cfg["bath"].update(temperatures=[10, 100, 300], batches=[0, 1])
+    cfg["figures"]["reference_spins_per_layer"] = 2
+    jobs = sweeps.all_jobs(cfg, ALL_ON)
+    merged = [sweeps.bath_merged_path(2, t) for t in (10, 100, 300)]
+    inp = sweeps.figure_inputs(cfg, jobs, "fig_bath_lifetime")
+    assert sorted(inp["bath"]) == sorted(merged)
+    assert inp["closed"] == ["results/jobs/closed/spins_per_layer~2.nc"]   # the bath's N only
+    inp = sweeps.figure_inputs(cfg, jobs, "fig_trajectory_count")
+    assert inp["bath"] == [sweeps.bath_merged_path(2, cfg["figures"]["fig_trajectory_count_temperature"])]
+    cfg["figures"]["fig_trajectory_count_temperature"] = None           # default: the hottest bath
+    assert sweeps.figure_inputs(cfg, jobs, "fig_trajectory_count")["bath"] == [merged[-1]]
+    assert sweeps.figure_settings(cfg, "fig_trajectory_count")["shown"] == {
+        "spins_per_layer": 2, "T_bb": 300.0}
+    cfg["figures"]["fig_trajectory_count_temperature"] = 30
+    with pytest.raises(sweeps.PipelineConfigError,
+                       match=r"^figures.fig_trajectory_count_temperature: 30 is not in bath"):
+        sweeps.validate(cfg, ALL_ON)
 
 
 def test_time_axis_in_hbar_over_gamma(job_files):

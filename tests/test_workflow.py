@@ -30,7 +30,8 @@ SNAKEFILE = REPO / "Snakefile"
 LOCAL = REPO / "workflow" / "profiles" / "local"
 SLURM = REPO / "workflow" / "profiles" / "slurm"
 TEST_CONFIG = REPO / ".test" / "config.yaml"
-FIGURES = ("fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig_gibbs")
+FIGURES = ("fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig_gibbs", "fig_bath_lifetime",
+           "fig_trajectory_count")
 
 pytestmark = pytest.mark.skipif(
     subprocess.run([sys.executable, "-c", "import snakemake"], capture_output=True).returncode,
@@ -129,6 +130,11 @@ def test_local_pipeline_writes_every_figure(local_run):
             assert {"log_negativity_bath", "log_negativity_bath_lower",
                     "log_negativity_bath_upper"} <= set(ds.data_vars)
             assert ds["log_negativity_bath"].dims == ("bath_temperature", "time_bath")
+        with xr.open_dataset(work / "results" / "figures" / "fig_trajectory_count.nc") as ds:
+            assert ds["log_negativity"].dims == ("n_trajectories", "time")
+            assert ds["n_trajectories"].values[-1] == 4        # 2 batches x 2 trajectories
+        with xr.open_dataset(work / "results" / "figures" / "fig_bath_lifetime.nc") as ds:
+            assert ds["lifetime"].dims == ("n_spins", "bath_temperature")
     assert not list((work / "results").rglob("*.tmp")) and not list((work / "results").rglob(".*.nc*"))
 
 
@@ -178,6 +184,10 @@ def test_one_sweep_value_reruns_exactly_its_jobs(local_run):
             ("merge_bath_batches", "results/merged/bath/spins_per_layer~2/T_bb~100.nc"),
             ("aggregate_figure", "results/figures/fig3.nc"),
             ("plot_fig3", "results/figures/fig3.png"),
+            ("aggregate_figure", "results/figures/fig_bath_lifetime.nc"),
+            ("plot_fig_bath_lifetime", "results/figures/fig_bath_lifetime.png"),
+            ("aggregate_figure", "results/figures/fig_trajectory_count.nc"),
+            ("plot_fig_trajectory_count", "results/figures/fig_trajectory_count.png"),
         }
 
 

@@ -15,6 +15,7 @@ every source file (variables ``source_file``, ``source_family``,
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -35,6 +36,8 @@ TITLES = {
     "fig6": "Fig. 6: multi-electron pulses (tDMRG): localized spins and half-chain entropy",
     "fig7": "Fig. 7: quantum Fisher information density",
     "fig_gibbs": "Peak MLN against the Gibbs temperature of the initial state",
+    "fig_bath_lifetime": "MLN lifetime against the bath temperature T_bb",
+    "fig_trajectory_count": "MLN with baths against the number of quantum trajectories",
 }
 
 SWEEP_COORDS = {
@@ -302,8 +305,188 @@ def _fig_gibbs(files):
     return ds, []
 
 
+# bath figures (issue #9): lifetime against T_bb, convergence with the trajectory count.
+# The analysis (lifetime definition, bootstrap over trajectory batches) is in .bath.
+
+LIFETIME_SEED_TAG = 0x11FE
+COUNT_SEED_TAG = 0xC0DE
+
+
+def _var(dims, values, units: str, long_name: str, **attrs) -> tuple:
+    return (dims, values, {"units": units, "long_name": long_name, **attrs})
+
+
+def _lifetime_point(ds: xr.Dataset) -> xr.Dataset:
+    """MLN curve of one merged bath file, its lifetime and the lifetime's bootstrap band."""
+    from ..opensystem.bands import BAND_PERCENTILES
+    from .bath import BatchSums, lifetime_band, mln_lifetime, subset_mln
+    t = ds["time"].values
+    central = mln_lifetime(t, ds["log_negativity"].values)
+    first = mln_lifetime(t, ds["log_negativity"].values, rule="first")
+    sums = BatchSums.from_dataset(ds)
+    rng = np.random.default_rng([sums.seed, LIFETIME_SEED_TAG])
+    _, reps = subset_mln(sums, sums.nonempty, rng)
+    lb = lifetime_band(sums.band_times, reps)
+    out = _pick(ds, ["log_negativity"])
+    out.attrs = {}
+    defn = ("time after the MLN maximum at which the MLN falls below maximum/e for the rest "
+            "of the simulated window (last downward crossing, linear interpolation)")
+    out["lifetime"] = _var((), central.tau, "fs", "MLN lifetime tau: " + defn)
+    out["lifetime_is_lower_bound"] = _var(
+        (), np.int8(central.lower_bound), "1",
+        "1: the MLN had not decayed by the end of the window, lifetime = t_end - t_peak is a "
+        "lower bound", flag_values=np.array([0, 1], np.int8), flag_meanings="measured lower_bound")
+    pct = f"{BAND_PERCENTILES[1] - BAND_PERCENTILES[0]:g}%"
+    out["lifetime_lower"] = _var((), lb.lower, "fs", f"MLN lifetime: lower end of the {pct} "
+                                 "bootstrap interval over trajectory batches")
+    out["lifetime_upper"] = _var((), lb.upper, "fs", f"MLN lifetime: upper end of the {pct} "
+                                 "bootstrap interval over trajectory batches")
+    out["lifetime_upper_is_lower_bound"] = _var(
+        (), np.int8(lb.upper_is_lower_bound), "1",
+        "1: more than 2.5% of the bootstrap replicates did not decay within the window, so "
+        "lifetime_upper is only a lower bound", flag_values=np.array([0, 1], np.int8),
+        flag_meanings="measured lower_bound")
+    out["lifetime_censored_fraction"] = _var(
+        (), lb.censored_fraction, "1",
+        "fraction of bootstrap replicates whose MLN did not decay within the window")
+    out["lifetime_first_crossing"] = _var(
+        (), first.tau, "fs", "time after the MLN maximum of the first fall below maximum/e "
+        "(for comparison; lower bound if it never falls)")
+    out["peak_log_negativity"] = _var((), central.peak, "1", "maximum over time of the MLN")
+    out["time_of_peak"] = _var((), central.t_peak, "fs", "time of the MLN maximum")
+    out["trajectory_count"] = _var((), int(ds.attrs.get("n_trajectories", sums.counts.sum())),
+                                   "1", "quantum trajectories averaged")
+    return out
+
+
+def _fig_bath_lifetime(files):
+    notes, parts = [], []
+    for d in files["bath"]:
+        u = bath_usable(d)
+        if u is None:
+            notes.append(f"{d.attrs.get('_source_file')}: trajectory batches stacked, not "
+                         "combined - no lifetime")
+            continue
+        try:
+            x = _lifetime_point(u)
+        except ValueError as exc:
+            raise AggregationError(str(exc)) from exc
+        parts.append(_expand(x, sweep_point(u), ["n_spins", "bath_temperature"]))
+    if not parts:
+        return xr.Dataset(), notes or ["no bath jobs (family bath disabled?)"]
+    ds = _combine(parts, ["n_spins", "bath_temperature"], "bath lifetime sweep")
+    ds = ds.transpose("n_spins", "bath_temperature", ...)
+    closed = []
+    for d in files["closed"]:
+        x = _expand(_pick(d, ["log_negativity"]), sweep_point(d), ["n_spins"])
+        x.attrs = {}
+        closed.append(x)
+    if closed:
+        c = _rename_time(_combine(closed, ["n_spins"], "closed reference"), "closed")
+        c = c.rename({"log_negativity": "log_negativity_closed"})
+        c["log_negativity_closed"].attrs["long_name"] = "MLN without baths (closed system, T = 0)"
+        ds = xr.merge([ds, c], combine_attrs="drop", join="outer")
+    else:
+        notes.append("no closed-system job at the bath N: no reference curve without baths")
+    return ds, notes
+
+
+def _max_over(a: np.ndarray) -> np.ndarray:
+    """Row maxima ignoring NaN; NaN for a row without finite values."""
+    ok = np.isfinite(a)
+    return np.where(ok.any(axis=1), np.where(ok, a, -np.inf).max(axis=1, initial=-np.inf), np.nan)
+
+
+def _mean_over(a: np.ndarray) -> np.ndarray:
+    """Row means ignoring NaN; NaN for a row without finite values."""
+    ok = np.isfinite(a)
+    n = ok.sum(axis=1)
+    return np.where(n > 0, np.where(ok, a, 0.0).sum(axis=1) / np.maximum(n, 1), np.nan)
+
+
+def _fig_trajectory_count(files):
+    from ..opensystem.bands import BAND_PERCENTILES
+    from .bath import ONSET_FRACTION, BatchSums, band, onset_time, subset_mln, subset_sizes
+    notes: list[str] = []
+    usable = [u for u in (bath_usable(d) for d in files["bath"]) if u is not None]
+    if not usable:
+        return xr.Dataset(), ["no bath job at the chosen T_bb (family bath disabled?)"
+                              if not files["bath"] else "trajectory batches stacked, not combined"]
+    if len(usable) > 1:
+        notes.append(f"{len(usable)} bath files given; the first is shown")
+    d = usable[0]
+    point = sweep_point(d)
+    try:
+        sums = BatchSums.from_dataset(d)
+    except ValueError as exc:
+        raise AggregationError(str(exc)) from exc
+    batches = sums.nonempty
+    ks = subset_sizes(len(batches))
+    rng = np.random.default_rng([sums.seed, COUNT_SEED_TAG])
+    t = sums.band_times
+    curves, lows, highs, counts = [], [], [], []
+    for k in ks:
+        central, reps = subset_mln(sums, batches[:k], rng)
+        lo, hi = band(reps, len(t))
+        curves.append(central)
+        lows.append(lo)
+        highs.append(hi)
+        counts.append(int(sums.counts[batches[:k]].sum()))
+    e = np.array(curves)
+    lo, hi = np.array(lows), np.array(highs)
+    closed = files["closed"][:1]
+    if closed:
+        tc, ec = closed[0]["time"].values, closed[0]["log_negativity"].values
+        t_on = onset_time(tc, ec)
+        pre = t < t_on if np.isfinite(t_on) else np.zeros(len(t), bool)
+        pre_excess = (_max_over(e[:, pre] - np.interp(t[pre], tc, ec)) if pre.any()
+                      else np.full(len(ks), np.nan))
+    else:
+        t_on, pre_excess = math.nan, np.full(len(ks), np.nan)
+        notes.append("no closed-system job at this N: no onset time, no pre-onset excess")
+    dev = e - e[-1]
+    ok = np.isfinite(dev)
+    rms = np.sqrt(_mean_over(np.where(ok, dev, np.nan) ** 2))
+    width = _mean_over(hi - lo)
+    band_name = (f"{BAND_PERCENTILES[1] - BAND_PERCENTILES[0]:g}% bootstrap band over the "
+                 "trajectory batches used")
+    dims = ("n_trajectories", "time")
+    ds = xr.Dataset({
+        "log_negativity": _var(dims, e, "1", "MLN E_N of rho_FM averaged over the n_trajectories "
+                               "trajectories of batches 0 .. n_batches - 1"),
+        "log_negativity_lower": _var(dims, lo, "1", f"MLN: lower end of the {band_name} "
+                                     "(NaN for one batch)"),
+        "log_negativity_upper": _var(dims, hi, "1", f"MLN: upper end of the {band_name} "
+                                     "(NaN for one batch)"),
+        "n_batches": _var(("n_trajectories",), np.array(ks), "1",
+                          "trajectory batches (trajectory index mod n) combined"),
+        "pre_onset_excess": _var(("n_trajectories",), pre_excess, "1",
+                                 "largest excess of the MLN over the closed-system (no bath) MLN "
+                                 "before onset_time; > 0 is a spurious early rise"),
+        "rms_deviation": _var(("n_trajectories",), rms, "1",
+                              "root mean square over time of the MLN minus the MLN of all "
+                              "trajectories"),
+        "mean_band_width": _var(("n_trajectories",), width, "1",
+                                "mean over time of the width of the MLN band"),
+        "onset_time": _var((), t_on, "fs", "MLN onset: first time the closed-system (T = 0) MLN "
+                           f"exceeds {100 * ONSET_FRACTION:g}% of its maximum"),
+    }, coords={
+        "n_trajectories": ("n_trajectories", np.array(counts),
+                           {"units": "1", "long_name": "number of quantum trajectories averaged"}),
+        "time": ("time", t, {"units": "fs", "long_name": "time (band times of the batch sums)"}),
+        "n_spins": ((), point["n_spins"], SWEEP_COORDS["n_spins"]),
+        "bath_temperature": ((), point["bath_temperature"], SWEEP_COORDS["bath_temperature"]),
+    })
+    if closed:
+        c = _rename_time(_pick(closed[0], ["log_negativity"]), "closed")
+        ds["log_negativity_closed"] = c["log_negativity"].assign_attrs(
+            units="1", long_name="MLN without baths (closed system, T = 0)")
+    return ds, notes
+
+
 BUILDERS = {"fig2": _fig2, "fig3": _fig3, "fig4": _fig4, "fig5": _fig5, "fig6": _fig6,
-            "fig7": _fig7, "fig_gibbs": _fig_gibbs}
+            "fig7": _fig7, "fig_gibbs": _fig_gibbs, "fig_bath_lifetime": _fig_bath_lifetime,
+            "fig_trajectory_count": _fig_trajectory_count}
 
 
 def aggregate(figure: str, inputs: Mapping[str, Sequence[str | Path]],

@@ -20,7 +20,8 @@ family          sweep (path keys)                       figures
 ==============  ======================================  ====================
 closed          spins_per_layer                         2, 3, 4, 5, 7
 gibbs           spins_per_layer x T_gibbs               3(d) dotted, gibbs
-bath            spins_per_layer x T_bb x batch          3(d) solid + band
+bath            spins_per_layer x T_bb x batch          3(d) solid + band, bath_lifetime,
+                                                        trajectory_count
 multi_electron  n_electrons                             6
 ==============  ======================================  ====================
 """
@@ -40,8 +41,10 @@ from ..config import ConfigError, load_config
 
 FAMILIES = ("closed", "gibbs", "bath", "multi_electron")
 
-#: Figures drawn by the pipeline: paper Figs. 2-7 and the extra Gibbs figure.
-FIGURES = ("fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig_gibbs")
+#: Figures drawn by the pipeline: paper Figs. 2-7, the Gibbs figure and two bath figures
+#: (MLN lifetime against T_bb; MLN against the number of trajectories).
+FIGURES = ("fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig_gibbs", "fig_bath_lifetime",
+           "fig_trajectory_count")
 
 #: Sweep keys of each family, in path order: (config list key, path key).
 SWEEPS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -372,6 +375,13 @@ def validate(config: Mapping, status: Mapping[str, tuple[bool, str]] | None = No
             if bad:
                 raise PipelineConfigError(
                     f"figures.{key}: {bad} not in closed.spins_per_layer {sorted(closed)}")
+    if status["bath"][0]:
+        temps = [float(t) for t in (config.get("bath") or {}).get("temperatures") or []]
+        t_tc = figs.get("fig_trajectory_count_temperature")
+        if t_tc is not None and float(t_tc) not in temps:
+            raise PipelineConfigError(
+                f"figures.fig_trajectory_count_temperature: {t_tc} is not in bath.temperatures "
+                f"{temps}")
 
 
 # ---------------------------------------------------------------------------
@@ -391,6 +401,24 @@ def bath_groups(jobs: Mapping[tuple[str, str], Job]) -> dict[str, list[Job]]:
             path = bath_merged_path(job.value("spins_per_layer"), job.value("T_bb"))
             groups.setdefault(path, []).append(job)
     return groups
+
+
+def trajectory_count_point(config: Mapping) -> tuple[int | None, float | None]:
+    """(N/2, T_bb) shown by fig_trajectory_count.
+
+    N/2: ``figures.reference_spins_per_layer`` if the bath sweep has it, else the first of
+    ``bath.spins_per_layer``; T_bb: ``figures.fig_trajectory_count_temperature``, by default
+    (null) the highest of ``bath.temperatures``.
+    """
+    bath = config.get("bath") or {}
+    spins = [int(n) for n in bath.get("spins_per_layer") or []]
+    temps = [float(t) for t in bath.get("temperatures") or []]
+    if not spins or not temps:
+        return None, None
+    ref = _reference(config)
+    n = ref if ref in spins else spins[0]
+    t = (config.get("figures") or {}).get("fig_trajectory_count_temperature")
+    return n, (max(temps) if t is None else float(t))
 
 
 def _reference(config: Mapping) -> int | None:
@@ -447,6 +475,22 @@ def figure_inputs(config: Mapping, jobs: Mapping[tuple[str, str], Job], figure: 
         closed = [j.output for (f, _), j in jobs.items()
                   if f == "closed" and j.value("spins_per_layer") in spins]
         return {**empty, "closed": closed, "gibbs": [j.output for j in gibbs]}
+    if figure == "fig_bath_lifetime":
+        bath = [j for (f, _), j in jobs.items() if f == "bath"]
+        spins = {j.value("spins_per_layer") for j in bath}
+        merged = sorted({bath_merged_path(j.value("spins_per_layer"), j.value("T_bb"))
+                         for j in bath})
+        closed = [j.output for (f, _), j in jobs.items()
+                  if f == "closed" and j.value("spins_per_layer") in spins]
+        return {**empty, "closed": closed, "bath": merged}
+    if figure == "fig_trajectory_count":
+        n, t_bb = trajectory_count_point(config)
+        merged = sorted({bath_merged_path(j.value("spins_per_layer"), j.value("T_bb"))
+                         for (f, _), j in jobs.items() if f == "bath"
+                         and j.value("spins_per_layer") == n and float(j.value("T_bb")) == t_bb})
+        closed = [j.output for (f, _), j in jobs.items()
+                  if f == "closed" and j.value("spins_per_layer") == n]
+        return {**empty, "closed": closed, "bath": merged}
     raise KeyError(f"unknown figure {figure!r}; known: {FIGURES}")
 
 
@@ -462,8 +506,14 @@ def figure_settings(config: Mapping, figure: str) -> dict:
         "fig6": (),
         "fig7": ("fig7_spins_per_layer",),
         "fig_gibbs": (),
+        "fig_bath_lifetime": (),
+        "fig_trajectory_count": ("reference_spins_per_layer", "fig_trajectory_count_temperature"),
     }[figure]
-    return {"figure": figure, **{k: figs.get(k) for k in keys}}
+    out = {"figure": figure, **{k: figs.get(k) for k in keys}}
+    if figure == "fig_trajectory_count":
+        n, t_bb = trajectory_count_point(config)
+        out["shown"] = {"spins_per_layer": n, "T_bb": t_bb}
+    return out
 
 
 def resources(config: Mapping, family: str, job: Job | None) -> dict[str, int]:

@@ -313,9 +313,195 @@ def plot_fig_gibbs(ds: xr.Dataset, unit: str = "fs"):
     return fig
 
 
+def _time_scale(ds: xr.Dataset, unit: str) -> float:
+    """Factor turning a duration in fs into ``unit``."""
+    if unit == "fs":
+        return 1.0
+    return 1.0 / float(ds.attrs.get("hbar_over_gamma_fs", 0.6582119569))
+
+
+def _duration_label(symbol: str, unit: str) -> str:
+    return rf"{symbol} (fs)" if unit == "fs" else rf"{symbol} ($\hbar/\gamma$)"
+
+
+def _up_arrow(ax, x: float, y: float, color, length: float = 16.0) -> None:
+    """An arrow pointing up from (x, y) (data), ``length`` points long: a lower bound."""
+    from matplotlib.transforms import offset_copy
+    head = offset_copy(ax.transData, fig=ax.figure, x=0, y=length, units="points")
+    ax.annotate("", xy=(x, y), xycoords=head, xytext=(x, y), textcoords="data",
+                arrowprops={"arrowstyle": "-|>", "color": color, "lw": 1.2,
+                            "shrinkA": 0, "shrinkB": 0})
+
+
+def plot_fig_bath_lifetime(ds: xr.Dataset, unit: str = "fs"):
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10.0, 4.0), constrained_layout=True)
+    if "lifetime" in ds:
+        scale = _time_scale(ds, unit)
+        t = time_values(ds, "time", unit)
+        temps = [float(x) for x in ds["bath_temperature"].values]
+        ns = [int(n) for n in ds["n_spins"].values]
+        n0 = ns[-1]
+        cmap = plt.get_cmap("plasma")
+        colors = [cmap(0.8 * i / max(len(temps) - 1, 1)) for i in range(len(temps))]
+        if "log_negativity_closed" in ds and n0 in ds["log_negativity_closed"]["n_spins"].values:
+            tc = time_values(ds, "time_closed", unit)
+            a.plot(tc, ds["log_negativity_closed"].sel(n_spins=n0), "k--", lw=1,
+                   label="no bath")
+        for temp, col in zip(temps, colors):
+            pt = ds.sel(n_spins=n0, bath_temperature=temp)
+            y = pt["log_negativity"]
+            if not bool(y.notnull().any()):
+                continue
+            if "log_negativity_lower" in pt and "log_negativity_upper" in pt:
+                a.fill_between(t, pt["log_negativity_lower"], pt["log_negativity_upper"],
+                               color=col, alpha=0.15, lw=0)
+            a.plot(t, y, "-", color=col, label=f"$T_{{bb}}$ = {temp:g} K")
+            tau, t_pk = float(pt["lifetime"]), float(pt["time_of_peak"])
+            if np.isfinite(tau) and not int(pt["lifetime_is_lower_bound"]):
+                a.plot([(t_pk + tau) * scale], [float(pt["peak_log_negativity"]) / np.e], "o",
+                       color=col, mec="k", ms=5)
+        top = max((float(np.nanmax(line.get_ydata())) for line in a.lines), default=0.0)
+        a.set_ylim(bottom=0, top=1.45 * top if top > 0 else 1)
+        a.legend(title=_spins_label(n0), fontsize=7, loc="upper center", ncol=3)
+        _lifetime_panel(b, ds, ns, scale)
+    else:
+        _no_data(a, _notes(ds))
+        _no_data(b, _notes(ds))
+    a.set_xlabel(time_label(unit))
+    a.set_ylabel(r"$E_N$ (MLN)")
+    b.set_xlabel(r"$T_{bb}$ (K)")
+    b.set_ylabel(_duration_label(r"MLN lifetime $\tau$", unit))
+    _panel_label(a, "a")
+    _panel_label(b, "b")
+    return fig
+
+
+def _lifetime_panel(ax, ds: xr.Dataset, ns: list[int], scale: float) -> None:
+    temps = np.array([float(x) for x in ds["bath_temperature"].values])
+    markers = "osD^v"
+    for i, n in enumerate(ns):
+        pt = ds.sel(n_spins=n)
+        tau = pt["lifetime"].values * scale
+        lo, hi = pt["lifetime_lower"].values * scale, pt["lifetime_upper"].values * scale
+        bound = pt["lifetime_is_lower_bound"].values.astype(bool)
+        open_hi = pt["lifetime_upper_is_lower_bound"].values.astype(bool)
+        col = f"C{i}"
+        ok = np.isfinite(tau) & ~bound
+        if ok.any():
+            yerr = np.array([np.clip(tau - lo, 0, None), np.clip(hi - tau, 0, None)])[:, ok]
+            ax.errorbar(temps[ok], tau[ok], yerr=np.nan_to_num(yerr), fmt=markers[i % 5] + "-",
+                        color=col, capsize=3, label=f"{_spins_label(n)}")
+            for x, y, o in zip(temps[ok], hi[ok], open_hi[ok]):
+                if o and np.isfinite(y):
+                    _up_arrow(ax, x, y, col, 10)
+        lb = np.isfinite(tau) & bound
+        if lb.any():
+            ax.plot(temps[lb], tau[lb], markers[i % 5], mfc="none", color=col,
+                    label=f"{_spins_label(n)}: lower bound (no decay in window)")
+            for x, y in zip(temps[lb], tau[lb]):
+                _up_arrow(ax, x, y, col)
+    if len(temps) and (temps > 0).all() and temps.max() / temps.min() > 5:
+        ax.set_xscale("log")
+    vals = np.concatenate([ds["lifetime"].values.ravel(), ds["lifetime_upper"].values.ravel()])
+    top = float(np.nanmax(vals)) * scale if np.isfinite(vals).any() else 1.0
+    ax.set_ylim(0, 1.35 * top if top > 0 else 1.0)
+    ax.margins(x=0.1)
+    ax.legend(fontsize=7, loc="upper right")
+
+
+def plot_fig_trajectory_count(ds: xr.Dataset, unit: str = "fs"):
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(13.5, 4.0), constrained_layout=True)
+    if "log_negativity" in ds and "n_trajectories" in ds.dims:
+        t = time_values(ds, "time", unit)
+        counts = [int(n) for n in ds["n_trajectories"].values]
+        cmap = plt.get_cmap("viridis")
+        cols = [cmap(0.9 * i / max(len(counts) - 1, 1)) for i in range(len(counts))]
+        scale = _time_scale(ds, unit)
+        t_on = float(ds["onset_time"]) * scale if "onset_time" in ds else np.nan
+        early_end = 3 * t_on if np.isfinite(t_on) and t_on > 0 else t[-1] / 3
+        have_closed = "log_negativity_closed" in ds
+        for ax, early in ((a, False), (b, True)):
+            sel = t <= early_end if early else np.ones(len(t), bool)
+            for n, col in zip(counts, cols):
+                y = ds["log_negativity"].sel(n_trajectories=n).values
+                lo = ds["log_negativity_lower"].sel(n_trajectories=n).values
+                hi = ds["log_negativity_upper"].sel(n_trajectories=n).values
+                if np.isfinite(lo).any() and not early:
+                    ax.fill_between(t[sel], lo[sel], hi[sel], color=col, alpha=0.12, lw=0)
+                ax.plot(t[sel], y[sel], color=col, label=f"{n}")
+            if have_closed:
+                tc = time_values(ds, "time_closed", unit)
+                cs = tc <= early_end if early else np.ones(len(tc), bool)
+                ax.plot(tc[cs], ds["log_negativity_closed"].values[cs], "k--", lw=1,
+                        label="no bath")
+        top = max((float(np.nanmax(line.get_ydata())) for line in a.lines), default=0.0)
+        a.set_ylim(bottom=0, top=1.45 * top if top > 0 else 1)
+        b.set_yscale("log")
+        b.set_ylim(1e-8, 3 * top if top > 0 else 1)
+        if np.isfinite(t_on):
+            b.axvspan(0, t_on, color="0.9", zorder=0, label="before onset")
+        a.legend(title="trajectories", fontsize=7, loc="upper center", ncol=4)
+        b.legend(fontsize=7, loc="lower right")
+        _count_panel(c, ds, counts)
+        temp = float(ds["bath_temperature"]) if "bath_temperature" in ds.coords else np.nan
+        n_sp = int(ds["n_spins"]) if "n_spins" in ds.coords else 0
+        a.set_title(f"{_spins_label(n_sp)}, $T_{{bb}}$ = {temp:g} K (bands: bootstrap 95%)",
+                    fontsize=9)
+        b.set_title("early times, log scale", fontsize=9)
+    else:
+        for ax in (a, b, c):
+            _no_data(ax, _notes(ds))
+    for ax in (a, b):
+        ax.set_xlabel(time_label(unit))
+        ax.set_ylabel(r"$E_N$ (MLN)")
+    c.set_xlabel("number of trajectories $n$")
+    c.set_ylabel(r"$E_N$ difference (mean over $t$)")
+    for ax, lab in zip((a, b, c), "abc"):
+        _panel_label(ax, lab)
+    return fig
+
+
+def _count_panel(ax, ds: xr.Dataset, counts: list[int]) -> None:
+    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+    n = np.array(counts, dtype=float)
+    rms = ds["rms_deviation"].values
+    wid = ds["mean_band_width"].values
+    n_all = n[-1]
+    ok = np.isfinite(rms) & (rms > 0)
+    ax.plot(n[ok], rms[ok], "o-", color="C3", label=f"rms($E_N^{{(n)}} - E_N^{{({n_all:g})}}$)")
+    if ok.any():
+        i = int(np.nonzero(ok)[0][0])
+        guide = rms[i] * np.sqrt(np.clip(1 / n - 1 / n_all, 0, None) / (1 / n[i] - 1 / n_all))
+        g = guide > 0
+        ax.plot(n[g], guide[g], ":", color="C3", lw=1, label=r"$\propto\sqrt{1/n - 1/n_{all}}$")
+    okw = np.isfinite(wid) & (wid > 0)
+    ax.plot(n[okw], wid[okw], "s-", color="C0", label="band width")
+    if okw.any():
+        i = int(np.nonzero(okw)[0][0])
+        ax.plot(n[okw], wid[i] * np.sqrt(n[i] / n[okw]), ":", color="C0", lw=1,
+                label=r"$\propto 1/\sqrt{n}$")
+    ax.set_xscale("log")
+    ax.margins(x=0.12)
+    if ok.any() or okw.any():
+        ax.set_yscale("log")
+        lo_y, hi_y = ax.get_ylim()
+        ax.set_ylim(lo_y, hi_y * 3)
+    ax.xaxis.set_major_locator(FixedLocator(n))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_locator(NullLocator())
+    if "pre_onset_excess" in ds and np.isfinite(ds["pre_onset_excess"].values).any():
+        worst = float(np.nanmax(ds["pre_onset_excess"].values))
+        ax.text(0.03, 0.03, "before onset, max over $n$ and $t$ of\n"
+                rf"$E_N^{{(n)}} - E_N^{{\mathrm{{no\ bath}}}}$ = {worst:.1e}",
+                transform=ax.transAxes, fontsize=7, ha="left", va="bottom")
+    ax.legend(fontsize=7, loc="upper right")
+
+
 PLOTTERS: dict[str, Callable] = {"fig2": plot_fig2, "fig3": plot_fig3, "fig4": plot_fig4,
                                  "fig5": plot_fig5, "fig6": plot_fig6, "fig7": plot_fig7,
-                                 "fig_gibbs": plot_fig_gibbs}
+                                 "fig_gibbs": plot_fig_gibbs,
+                                 "fig_bath_lifetime": plot_fig_bath_lifetime,
+                                 "fig_trajectory_count": plot_fig_trajectory_count}
 
 
 def draw(figure: str, data: str | Path | xr.Dataset, unit: str = "fs"):

@@ -1,0 +1,305 @@
+"""The two bath figures: MLN lifetime vs T_bb and MLN vs the number of trajectories.
+
+The lifetime definition is checked against analytic curves; the aggregation
+against synthetic bath files whose trajectories are two-spin Werner states
+rho_i(t) = p_i(t) |Phi+><Phi+| + (1 - p_i(t)) 1/4, written by the engine's own
+``spinvalve.opensystem.bands.to_dataset``. The average of Werner states is the
+Werner state of the mean p, whose MLN is known in closed form:
+E_N = ln((1 + 3 p) / 2) for p > 1/3, else 0.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+from scipy.optimize import brentq
+
+from spinvalve.figures import bath as bathfig
+from spinvalve.figures.aggregate import aggregate, write_figure_data
+from spinvalve.figures.plot import draw, save
+from spinvalve.io import write_dataset
+from spinvalve.opensystem.bands import N_BATCHES, TrajectorySums, to_dataset
+
+DT = 0.25
+TIMES = np.arange(0.0, 40.0 + DT / 2, DT)
+T0 = 5.0          # MLN maximum of the synthetic lifetime runs
+AMP = 0.9         # Werner weight at the maximum
+
+
+def werner_mln(p):
+    p = np.asarray(p, dtype=float)
+    return np.where(p > 1 / 3, np.log((1 + 3 * np.clip(p, 1 / 3, None)) / 2), 0.0)
+
+
+# ---------------------------------------------------------------------------
+# the lifetime definition on analytic curves
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dt, tau", [(0.5, 17.3), (2.0, 7.7)])
+def test_lifetime_of_an_exponential_is_its_time_constant(dt, tau):
+    t = np.arange(0.0, 80.0 + dt / 2, dt)
+    t_pk = 10.0
+    e = np.where(t < t_pk, 0.3 * (t / t_pk) ** 2, 0.3 * np.exp(-(t - t_pk) / tau))
+    # linear interpolation of exp(-t/tau) between samples dt apart misplaces the
+    # crossing by at most dt^2 / (8 tau)
+    bound = dt ** 2 / (8 * tau)
+    for rule in bathfig.RULES:
+        lt = bathfig.mln_lifetime(t, e, rule)
+        assert not lt.lower_bound and lt.t_peak == t_pk and lt.peak == pytest.approx(0.3)
+        assert abs(lt.tau - tau) <= bound * 1.01, (rule, lt.tau, tau, bound)
+    # the answer is interpolated, not the nearest sample
+    assert min(abs(lt.tau - (s - t_pk)) for s in t) > bound
+
+
+def test_curve_that_does_not_decay_in_the_window_gives_a_lower_bound():
+    t = np.arange(0.0, 30.0 + DT / 2, DT)
+    rising = 1 - np.exp(-t / 4)
+    lt = bathfig.mln_lifetime(t, rising)
+    assert lt.lower_bound and lt.tau == pytest.approx(t[-1] - lt.t_peak)
+    slow = np.where(t < 5, t / 5, np.exp(-(t - 5) / 100))       # falls to 78 % by t_end
+    lt = bathfig.mln_lifetime(t, slow)
+    assert lt.lower_bound and lt.t_peak == 5.0 and lt.tau == pytest.approx(25.0)
+
+
+def test_a_dip_that_recovers_is_not_a_decay_but_a_final_decay_is():
+    t = np.arange(0.0, 60.0 + DT / 2, DT)
+    dip = 1 - 0.8 * np.exp(-((t - 30) / 3) ** 2)                # down to 0.2 < 1/e, then back
+    e = np.where(t < 5, t / 5, dip)
+    last, first = bathfig.mln_lifetime(t, e), bathfig.mln_lifetime(t, e, "first")
+    assert last.lower_bound and not first.lower_bound
+    # first crossing: where the Gaussian dip reaches 1/e
+    t_x = 30 - 3 * math.sqrt(-math.log((1 - 1 / math.e) / 0.8))
+    assert first.tau == pytest.approx(t_x - first.t_peak, abs=0.01)
+    # the same dip followed by a decay for good: the last crossing is the decay's
+    decay = np.where(t < 45, e, np.exp(-(t - 45) / 2))
+    lt = bathfig.mln_lifetime(t, decay)
+    assert not lt.lower_bound and lt.tau == pytest.approx(45 + 2 - lt.t_peak, abs=0.01)
+
+
+def test_no_entanglement_has_no_lifetime():
+    lt = bathfig.mln_lifetime(TIMES, np.zeros_like(TIMES))
+    assert math.isnan(lt.tau) and not lt.lower_bound
+    with pytest.raises(ValueError, match="rule"):
+        bathfig.mln_lifetime(TIMES, TIMES, rule="median")
+
+
+def test_lifetime_band_is_the_percentile_interval_of_the_replicates():
+    taus = np.linspace(6.0, 14.0, 41)
+    reps = np.array([np.where(TIMES < T0, TIMES / T0, np.exp(-(TIMES - T0) / tau)) for tau in taus])
+    lb = bathfig.lifetime_band(TIMES, reps)
+    lo, hi = np.percentile(taus, (2.5, 97.5))
+    bound = DT ** 2 / (8 * taus.min())
+    assert abs(lb.lower - lo) < bound + 1e-9 and abs(lb.upper - hi) < bound + 1e-9
+    assert lb.censored_fraction == 0 and not lb.upper_is_lower_bound
+    # 3 of 41 replicates (7 %) never decay: the upper end is then only a lower bound
+    reps[-3:] = np.where(TIMES < T0, TIMES / T0, 1.0)
+    lb = bathfig.lifetime_band(TIMES, reps)
+    assert lb.upper_is_lower_bound and lb.censored_fraction == pytest.approx(3 / 41)
+    reps[-1:] = np.where(TIMES < T0, TIMES / T0, np.exp(-(TIMES - T0) / 10.0))  # 2 of 41: 4.9 %
+    assert bathfig.lifetime_band(TIMES, reps).upper_is_lower_bound
+    reps[-2:] = reps[0]                                                       # none
+    assert not bathfig.lifetime_band(TIMES, reps).upper_is_lower_bound
+
+
+def test_stacked_log_negativity_equals_the_single_matrix_one():
+    from spinvalve import dense
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(5, 8, 8)) + 1j * rng.normal(size=(5, 8, 8))
+    rhos = a @ np.swapaxes(a.conj(), -1, -2)
+    rhos /= np.trace(rhos, axis1=-2, axis2=-1).real[:, None, None]
+    want = [dense.log_negativity(r, 2, 1) for r in rhos]
+    np.testing.assert_allclose(dense.log_negativity_stack(rhos, 2, 1), want, atol=1e-12)
+    assert max(want) > 0.01                                     # random states are entangled
+
+
+def test_subset_sizes():
+    assert bathfig.subset_sizes(20) == [1, 2, 4, 8, 16, 20]
+    assert bathfig.subset_sizes(4) == [1, 2, 4]
+    assert bathfig.subset_sizes(1) == [1]
+
+
+# ---------------------------------------------------------------------------
+# synthetic bath files (Werner-state trajectories through the engine's to_dataset)
+# ---------------------------------------------------------------------------
+
+BELL = np.zeros((4, 4))
+BELL[np.ix_([0, 3], [0, 3])] = 0.5          # |Phi+><Phi+| in the bit basis c_p + 2 c_a
+
+
+def bath_file(path: Path, p_of, n_traj: int, temperature: float, seed: int = 5) -> Path:
+    """A merged-like bath file of n_traj Werner trajectories with weights p_of(i, t)."""
+    band_idx = np.arange(len(TIMES))
+    sums = TrajectorySums.empty(1, 1, TIMES, band_idx)
+    rho_e = np.tile(np.eye(2) / 2, (len(TIMES), 1, 1)).astype(complex)
+    for i in range(n_traj):
+        p = p_of(i, TIMES)[:, None, None]
+        sums.add_trajectory(i, (p * BELL + (1 - p) * np.eye(4) / 4).astype(complex), rho_e,
+                            np.zeros(len(TIMES)), 0)
+    ds = to_dataset(sums, {"positions": np.array([12.0, 15.0]), "k_values": [math.pi / 2],
+                           "seed": seed, "hopping": 1.0}, n_boot=20)
+    ds.attrs["config"] = yaml.safe_dump({
+        "layers": {"n_p": 1, "n_a": 1}, "bath": {"temperature": float(temperature)},
+        "trajectories": {"count": n_traj, "first": 0, "seed": seed},
+        "time": {"t_end": float(TIMES[-1]), "dt_out": DT}})
+    return write_dataset(ds, path)
+
+
+def closed_file(path: Path, mln: np.ndarray) -> Path:
+    ds = xr.Dataset({"log_negativity": ("time", mln, {"units": "1", "long_name": "MLN"})},
+                    coords={"time": ("time", TIMES, {"units": "fs"})},
+                    attrs={"config": yaml.safe_dump({"layers": {"n_p": 1, "n_a": 1}})})
+    return write_dataset(ds, path)
+
+
+def decaying(taus):
+    """p_i(t): linear rise to AMP at T0, then exp(-(t - T0) / tau_i)."""
+    def p_of(i, t):
+        return AMP * np.where(t < T0, t / T0, np.exp(-(t - T0) / taus[i]))
+    return p_of
+
+
+def analytic_lifetime(taus) -> float:
+    """Root of E(p_mean(t)) = E_peak / e for continuous t."""
+    taus = np.asarray(taus, dtype=float)
+    e_pk = float(werner_mln(AMP))
+
+    def f(t):
+        return float(werner_mln(AMP * np.exp(-(t - T0) / taus).mean())) - e_pk / math.e
+    return brentq(f, T0, T0 + 50 * taus.max(), xtol=1e-12) - T0
+
+
+@pytest.fixture(scope="module")
+def lifetime_files(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bath")
+    spread = 1 + 0.4 * np.sin(np.arange(40))            # tau_i spread, mean ~1
+    runs = {10.0: np.full(40, 1000.0), 100.0: 8.0 * spread, 300.0: 3.0 * spread,
+            30.0: np.full(40, 12.0)}                       # 30 K: all trajectories alike
+    return runs, [bath_file(tmp / f"T{t:g}.nc", decaying(taus), 40, t) for t, taus in runs.items()]
+
+
+def test_lifetime_figure_matches_the_analytic_lifetimes(lifetime_files, tmp_path):
+    runs, files = lifetime_files
+    out = write_figure_data("fig_bath_lifetime", {"bath": files}, tmp_path / "lt.nc",
+                            {"figure": "fig_bath_lifetime"})
+    with xr.open_dataset(out) as ds:
+        ds = ds.load()
+    assert ds.attrs["figure"] == "fig_bath_lifetime"
+    assert list(ds["bath_temperature"].values) == [10.0, 30.0, 100.0, 300.0]
+    assert ds["lifetime"].dims == ("n_spins", "bath_temperature")
+    assert ds["log_negativity"].dims == ("n_spins", "bath_temperature", "time")
+    for name, var in ds.variables.items():
+        assert var.attrs.get("units") and var.attrs.get("long_name"), name
+    assert ds["lifetime"].attrs["units"] == "fs"
+    pt = ds.sel(n_spins=2)
+    for temp in (30.0, 100.0, 300.0):
+        want = analytic_lifetime(runs[temp])
+        got = float(pt["lifetime"].sel(bath_temperature=temp))
+        assert abs(got - want) < 0.01, (temp, got, want)
+        assert int(pt["lifetime_is_lower_bound"].sel(bath_temperature=temp)) == 0
+        assert float(pt["time_of_peak"].sel(bath_temperature=temp)) == T0
+    # 10 K: the MLN stays above peak / e up to t_end: a lower bound, flagged
+    assert int(pt["lifetime_is_lower_bound"].sel(bath_temperature=10.0)) == 1
+    assert float(pt["lifetime"].sel(bath_temperature=10.0)) == pytest.approx(TIMES[-1] - T0)
+    assert float(pt["lifetime_censored_fraction"].sel(bath_temperature=10.0)) == 1.0
+    # identical trajectories: every bootstrap replicate is the central curve, zero-width band
+    same = pt.sel(bath_temperature=30.0)
+    assert float(same["lifetime_upper"] - same["lifetime_lower"]) < 1e-3
+    assert abs(float(same["lifetime_lower"] - same["lifetime"])) < 1e-3
+    # spread trajectories: a band of finite width around the central value
+    for temp in (100.0, 300.0):
+        x = pt.sel(bath_temperature=temp)
+        assert float(x["lifetime_lower"]) < float(x["lifetime"]) < float(x["lifetime_upper"])
+
+
+def test_lifetime_figure_draws_lower_bounds_and_both_time_units(lifetime_files, tmp_path):
+    _, files = lifetime_files
+    ds = aggregate("fig_bath_lifetime", {"bath": files})
+    for unit, sym in (("fs", "fs"), ("hbar_over_gamma", r"\hbar")):
+        fig = draw("fig_bath_lifetime", ds, unit)
+        assert sym in fig.axes[0].get_xlabel() and sym in fig.axes[1].get_ylabel()
+        # one upward arrow per lower bound (10 K) on the lifetime panel
+        arrows = [c for c in fig.axes[1].texts if getattr(c, "arrow_patch", None) is not None]
+        assert len(arrows) >= 1
+        out = save(fig, [tmp_path / f"lt_{unit}.png"], dpi=40)
+        assert out[0].stat().st_size > 1000
+
+
+# ---------------------------------------------------------------------------
+# trajectory count
+# ---------------------------------------------------------------------------
+
+T_ON = 4.0
+
+
+def spurious_then_decay(i, t):
+    """Before T_ON, trajectories 0, 20, 40, ... alone are maximally entangled (a spurious
+    early MLN of a small sample); afterwards all rise and decay with tau_i."""
+    tau = 6.0 * (1 + 0.5 * math.sin(i))
+    early = 1.0 if i % N_BATCHES == 0 else 0.0
+    return np.where(t < T_ON, early, AMP * np.exp(-(t - T_ON) / tau))
+
+
+@pytest.fixture(scope="module")
+def count_files(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("count")
+    n_traj = 2 * N_BATCHES
+    bath = bath_file(tmp / "bath.nc", spurious_then_decay, n_traj, 100.0)
+    closed = closed_file(tmp / "closed.nc", np.where(TIMES < T_ON, 0.0, werner_mln(AMP)))
+    return {"bath": bath, "closed": closed, "n_traj": n_traj}
+
+
+def test_trajectory_count_figure_averages_the_first_batches(count_files, tmp_path):
+    out = write_figure_data("fig_trajectory_count", {"bath": [count_files["bath"]],
+                                                      "closed": [count_files["closed"]]},
+                            tmp_path / "tc.nc", {"figure": "fig_trajectory_count"})
+    with xr.open_dataset(out) as ds:
+        ds = ds.load()
+    for name, var in ds.variables.items():
+        assert var.attrs.get("units") and var.attrs.get("long_name"), name
+    assert ds["log_negativity"].dims == ("n_trajectories", "time")
+    assert ds["n_trajectories"].attrs["long_name"].startswith("number of quantum trajectories")
+    ks = [1, 2, 4, 8, 16, 20]
+    assert list(ds["n_batches"].values) == ks
+    # trajectory i is in batch i mod 20: the first k batches hold 2 k of the 40 trajectories
+    assert list(ds["n_trajectories"].values) == [2 * k for k in ks]
+    for k in ks:
+        members = [i for i in range(count_files["n_traj"]) if i % N_BATCHES < k]
+        p_mean = np.mean([spurious_then_decay(i, TIMES) for i in members], axis=0)
+        got = ds["log_negativity"].sel(n_trajectories=2 * k).values
+        np.testing.assert_allclose(got, werner_mln(p_mean), atol=2e-6)   # float32 batch sums
+    lo, hi = ds["log_negativity_lower"].values, ds["log_negativity_upper"].values
+    assert np.isnan(lo[0]).all() and np.isnan(hi[0]).all()      # one batch: no band
+    assert np.isfinite(lo[1:]).all() and (lo[1:] <= hi[1:] + 1e-12).all()
+    # all batches: the file's own MLN at every output time
+    with xr.open_dataset(count_files["bath"]) as job:
+        np.testing.assert_allclose(ds["log_negativity"].values[-1], job["log_negativity"].values,
+                                   atol=2e-6)
+    # the spurious early MLN over the no-bath curve: ln 2 from 2 trajectories (both
+    # entangled), ln(5/4) from 4 (half), none from 8 or more (p = 1/4 < 1/3)
+    assert float(ds["onset_time"]) == T_ON
+    np.testing.assert_allclose(ds["pre_onset_excess"].values,
+                               [math.log(2), math.log(1.25), 0, 0, 0, 0], atol=2e-6)
+    assert ds["rms_deviation"].values[-1] == 0 and (ds["rms_deviation"].values[:-1] > 0).all()
+
+
+def test_trajectory_count_figure_draws_in_both_time_units(count_files, tmp_path):
+    ds = aggregate("fig_trajectory_count", {"bath": [count_files["bath"]],
+                                            "closed": [count_files["closed"]]})
+    for unit, sym in (("fs", "fs"), ("hbar_over_gamma", r"\hbar")):
+        fig = draw("fig_trajectory_count", ds, unit)
+        assert sym in fig.axes[0].get_xlabel() and sym in fig.axes[1].get_xlabel()
+        assert len(fig.axes[0].lines) == ds.sizes["n_trajectories"] + 1   # + no-bath curve
+        out = save(fig, [tmp_path / f"tc_{unit}.png"], dpi=40)
+        assert out[0].stat().st_size > 1000
+
+
+def test_bath_figures_without_bath_data_are_partial_not_errors():
+    for fig in ("fig_bath_lifetime", "fig_trajectory_count"):
+        ds = aggregate(fig, {"bath": []})
+        assert ds.attrs["status"] == "partial" and "bath" in ds.attrs["notes"]
+        save(draw(fig, ds), [])
