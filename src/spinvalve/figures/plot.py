@@ -486,7 +486,11 @@ def _count_panel(ax, ds: xr.Dataset, counts: list[int]) -> None:
         ax.set_yscale("log")
         lo_y, hi_y = ax.get_ylim()
         ax.set_ylim(lo_y, hi_y * 3)
-    ax.xaxis.set_major_locator(FixedLocator(n))
+    ticks = [n[-1]]
+    for x in n[-2::-1]:                  # from the largest count down, skip crowded labels
+        if ticks[-1] / x >= 1.4:
+            ticks.append(x)
+    ax.xaxis.set_major_locator(FixedLocator(sorted(ticks)))
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_locator(NullLocator())
     if "pre_onset_excess" in ds and np.isfinite(ds["pre_onset_excess"].values).any():
