@@ -64,7 +64,11 @@ def test_paper_config_sweeps_the_paper():
     me = sorted(j.value("n_electrons") for (f, _), j in jobs.items() if f == "multi_electron")
     assert me == [2, 4, 8]
     bath = [j for (f, _), j in jobs.items() if f == "bath"]
-    assert sum(load_config(j.mapping).trajectories.count for j in bath) == 2 * 200
+    per_t: dict[float, int] = {}
+    for j in bath:
+        per_t[j.value("T_bb")] = per_t.get(j.value("T_bb"), 0) + load_config(j.mapping).trajectories.count
+    assert {10, 100} <= set(per_t) and len(per_t) >= 4       # Fig. 3(d) and the lifetime figure
+    assert set(per_t.values()) == {200}                      # 200 trajectories per T_bb
     # the paper's parameters are the package defaults: nothing overrides them
     resolved = load_config(jobs[("closed", "spins_per_layer~4")].mapping)
     assert (resolved.chain.n_sites, resolved.couplings.j_sd, resolved.layers.fm_p_start) == (201, 0.5, 43)
