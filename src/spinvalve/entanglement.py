@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import lapack
 from .reduced import BlockDensityMatrix
 
 EIG_FLOOR = 1e-14
@@ -105,7 +106,8 @@ def negativity(rho: BlockDensityMatrix, max_dim: int | None = None) -> tuple[flo
         return float("nan"), {}
     norms = {}
     for q, m in partial_transpose_blocks(rho):
-        norms[q] = float(np.abs(np.linalg.eigvalsh(m)).sum())  # m is Hermitian by construction
+        # m is Hermitian by construction; two-stage LAPACK for large blocks, in place
+        norms[q] = float(np.abs(lapack.eigvalsh(m, overwrite=True)).sum())
         del m
     total = sum(norms.values())
     return (float(np.log(total)) if total > 0 else 0.0), norms
