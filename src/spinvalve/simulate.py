@@ -213,6 +213,7 @@ class Engine:
                 start, records, arrays = saved
                 for st, arr in zip(self.states, arrays):
                     st.local[...] = arr
+                del saved, arrays  # a state-sized copy per member: do not keep it for the run
                 if self.world.rank == 0 and log is not None:
                     print(f"spinvalve: resuming from checkpoint at t = {start * cfg.time.dt_out} fs",
                           file=log, flush=True)
