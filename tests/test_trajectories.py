@@ -218,3 +218,8 @@ def test_rank_count_does_not_change_results(tmp_path):
     assert np.abs(two.rho_fm_sum_real.values - one.rho_fm_sum_real.values).max() < 1e-13
     assert np.abs(two.log_negativity.values - one.log_negativity.values).max() < 1e-12
     assert np.array_equal(two.jumps_per_spin.values, one.jumps_per_spin.values)
+    # the bootstrap bands are computed with the band times shared out over the ranks
+    for name in ("log_negativity", "entropy_pa", "qfi_exact"):
+        for side in ("lower", "upper"):
+            got, want = two[f"{name}_{side}"].values, one[f"{name}_{side}"].values
+            assert np.abs(got - want).max() < 1e-12, (name, side)

@@ -154,8 +154,16 @@ class TrajectorySums:
 # ---------------------------------------------------------------------------
 
 def bootstrap_bands(sums: TrajectorySums, positions: np.ndarray, k_values, seed: int,
-                    n_boot: int = N_BOOTSTRAP) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(lower, upper) of every derived observable at the band times."""
+                    n_boot: int = N_BOOTSTRAP, comm=None
+                    ) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+    """(lower, upper) of every derived observable at the band times.
+
+    With an MPI communicator (collective; every rank passes sums with the same
+    batch sums) the band times are shared out round robin and the bands are
+    gathered on rank 0, which returns them (other ranks return None). The
+    replicates are drawn from (seed) alone, so the bands do not depend on the
+    number of ranks.
+    """
     n_p, n_a = sums.n_p, sums.n_a
     full = [b for b in range(N_BATCHES) if sums.batch_count[b] > 0]
     counts = sums.batch_count[full].astype(float)
@@ -164,7 +172,8 @@ def bootstrap_bands(sums: TrajectorySums, positions: np.ndarray, k_values, seed:
     weights = np.stack([np.bincount(p, minlength=len(full)) for p in picks]).astype(float)
     out: dict[str, list] = {k: [] for k in dense.DERIVED}
     norm = weights @ counts
-    for j in range(len(sums.band_idx)):
+    rank, size = (comm.rank, comm.size) if comm is not None else (0, 1)
+    for j in range(rank, len(sums.band_idx), size):
         mats = unpack_hermitian(sums.batch[full, j])
         chunk = max(1, (64 << 20) // (16 * mats.shape[-1] ** 2))
         parts = []
@@ -174,6 +183,12 @@ def bootstrap_bands(sums: TrajectorySums, positions: np.ndarray, k_values, seed:
         for k in dense.DERIVED:
             vals = np.concatenate([p[k] for p in parts])
             out[k].append(np.percentile(vals, BAND_PERCENTILES, axis=0))
+    if size > 1:
+        shares = comm.gather(out, root=0)
+        if rank != 0:
+            return None
+        # band time j was computed by rank j % size as its (j // size)-th entry
+        out = {k: [shares[j % size][k][j // size] for j in range(len(sums.band_idx))] for k in out}
     return {k: (np.array(v)[:, 0], np.array(v)[:, 1]) for k, v in out.items()}
 
 
@@ -194,11 +209,13 @@ def _interpolate_band(times, band_idx, central, lower, upper):
     return lo, hi
 
 
-def to_dataset(sums: TrajectorySums, meta: dict, n_boot: int = N_BOOTSTRAP) -> xr.Dataset:
+def to_dataset(sums: TrajectorySums, meta: dict, n_boot: int = N_BOOTSTRAP,
+               bands: dict | None = None) -> xr.Dataset:
     """Observables of the averaged rho_FM, their bands and the sums, as one job Dataset.
 
     ``meta``: positions (chain sites of the spins), k_values, seed,
-    invariant_tolerance, hopping. Raises InvariantError when the trace or
+    invariant_tolerance, hopping. ``bands``: the result of :func:`bootstrap_bands`
+    when it was computed already (over MPI ranks). Raises InvariantError when the trace or
     hermiticity of the averaged rho_FM drifts beyond the tolerance.
     """
     from ..simulate import InvariantError
@@ -228,7 +245,8 @@ def to_dataset(sums: TrajectorySums, meta: dict, n_boot: int = N_BOOTSTRAP) -> x
             raise InvariantError(f"invariant {name} of the trajectory-averaged rho_FM drifted at "
                                  f"t = {times[bad[0]]:.4g} fs: {drift[bad[0]]:.3e} > {tol:.1e}")
     sz_total = arr["electron_spin"][:, 2] + arr["spin_expectation"][:, :, 2].sum(axis=1)
-    bands = bootstrap_bands(sums, positions, k_values, int(meta["seed"]), n_boot)
+    if bands is None:
+        bands = bootstrap_bands(sums, positions, k_values, int(meta["seed"]), n_boot)
 
     tdim = ("time",)
     data = {

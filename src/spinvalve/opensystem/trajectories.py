@@ -52,7 +52,8 @@ from ..config import ConfigError, JobConfig, Trajectories
 from ..ensemble import packet
 from ..hamiltonian import HamiltonianShell, Model
 from ..propagate import PropagationError
-from .bands import N_BATCHES, TrajectorySums, band_time_indices, pack_hermitian, to_dataset
+from .bands import (N_BATCHES, TrajectorySums, band_time_indices, bootstrap_bands, pack_hermitian,
+                    to_dataset)
 from .ule import JumpOperators, jump_operators
 
 CROUZEIX = 1.0 + math.sqrt(2.0)
@@ -497,13 +498,21 @@ def run_open(cfg: JobConfig, world=None, log=sys.stderr, checkpointer=None, stop
     sums = runner.sums.reduce(world)
     jumps = np.zeros_like(runner.n_jumps)
     world.Reduce(runner.n_jumps, jumps, op=MPI.SUM, root=0)
-    if world.rank != 0:
-        return None
     meta = {"positions": np.array(runner.model.spin_sites, dtype=float),
             "k_values": np.array(cfg.observables.k_values, dtype=float),
             "seed": tr.seed, "invariant_tolerance": cfg.numerics.invariant_tolerance,
             "hopping": cfg.chain.hopping}
-    ds = to_dataset(sums, meta)
+    # the bootstrap bands (the costly part of the observables) on every rank
+    shared = sums if world.rank == 0 else runner.sums
+    if world.size > 1:
+        shared.batch = np.ascontiguousarray(shared.batch)
+        shared.batch_count = np.ascontiguousarray(shared.batch_count)
+        world.Bcast(shared.batch, root=0)
+        world.Bcast(shared.batch_count, root=0)
+    bands = bootstrap_bands(shared, meta["positions"], meta["k_values"], tr.seed, comm=world)
+    if world.rank != 0:
+        return None
+    ds = to_dataset(sums, meta, bands=bands)
     ds["jumps_per_spin"] = (("spin",), jumps, {"units": "1", "long_name": "quantum jumps of L_i, all trajectories"})
     ds.attrs.update({
         "integrator": "chebyshev (non-Hermitian, H_eff)",
