@@ -94,6 +94,15 @@ def lanczos_bounds(shell: HamiltonianShell, n_steps: int = 40, seed: int = 7) ->
     return float(theta[0] - margin), float(theta[-1] + margin)
 
 
+def axpy(alpha: complex, x: np.ndarray, y: np.ndarray) -> None:
+    """y += alpha x in place (BLAS zaxpy; ``y += alpha * x`` would allocate a state-sized temporary)."""
+    if x.flags.c_contiguous and y.flags.c_contiguous and x.dtype == y.dtype == np.complex128:
+        from scipy.linalg.blas import zaxpy
+        zaxpy(x.reshape(-1), y.reshape(-1), a=alpha)
+    else:
+        y += alpha * x
+
+
 @register("chebyshev")
 class ChebyshevPropagator:
     """psi(t + dt) = exp(-i a dt/hbar) sum_k c_k T_k((H - a)/b) psi(t)."""
@@ -127,9 +136,9 @@ class ChebyshevPropagator:
         prev, (cur, acc) = psi, self._w
         np.multiply(prev, c[0], out=acc)
         shell.apply(prev, cur)                # T_1 = (H - a) psi / b
-        cur -= a * prev
+        axpy(-a, prev, cur)                   # in place: no state-sized temporaries
         cur *= 1.0 / self.b
-        acc += c[1] * cur
+        axpy(c[1], cur, acc)
         s = 2.0 / self.b
         for ck in c[2:]:                      # T_{k+1} = 2 (H - a)/b T_k - T_{k-1}
             shell.chebyshev_term(cur, prev, acc, ck, a, s)

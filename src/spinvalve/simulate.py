@@ -211,9 +211,9 @@ class Engine:
             saved = checkpointer.load()
             if saved is not None:
                 start, records, arrays = saved
-                for st, arr in zip(self.states, arrays):
-                    st.local[...] = arr
-                del saved, arrays  # a state-sized copy per member: do not keep it for the run
+                del saved
+                for st in self.states:  # pop: no state-sized copy stays referenced for the run
+                    st.local[...] = arrays.pop(0)
                 if self.world.rank == 0 and log is not None:
                     print(f"spinvalve: resuming from checkpoint at t = {start * cfg.time.dt_out} fs",
                           file=log, flush=True)
