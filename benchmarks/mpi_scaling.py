@@ -3,6 +3,11 @@
 * ``ensemble``: a Gibbs ensemble (4+4 spins, L = 201, T = 100 K, members spread
   over ranks, ``ranks_per_member: 1``); ideal is a halving of the time.
   Efficiency = t(1) / (2 t(2)), goal >= 90%.
+* ``trajectories``: quantum trajectories of the open system (3+3 spins, L = 101,
+  bath at 100 K with 10x the default strength, 8 trajectories to 20 fs),
+  whole trajectories round robin over the ranks; "propagation" is the
+  trajectory phase, "run" adds the reduction, observables and bootstrap bands
+  on rank 0.
 * ``strong``: one 7+7 state (L = 201, T = 0; each of the two electron-spin
   members distributed over all ranks by chain site, ``ranks_per_member: 0``),
   a few output steps; efficiency of the propagation phase, reported.
@@ -30,6 +35,11 @@ from _harness import ROOT, record, worker_env  # noqa: E402
 CASES = {
     "ensemble": {"temperature": {"gibbs": 100.0}, "time": {"t_end": 10.0, "dt_out": 1.0},
                  "numerics": {"ranks_per_member": 1}},
+    "trajectories": {"layers": {"n_p": 3, "n_a": 3, "fm_p_start": 40, "spacer": 4},
+                     "chain": {"n_sites": 101}, "pulse": {"x0": 20.0},
+                     "time": {"t_end": 20.0, "dt_out": 0.5},
+                     "bath": {"temperature": 100.0, "gamma": 1.2e-3},
+                     "trajectories": {"count": 8, "seed": 3}},
     "strong": {"layers": {"n_p": 7, "n_a": 7}, "time": {"t_end": 2.0, "dt_out": 0.5},
                "numerics": {"ranks_per_member": 0}},
 }
@@ -42,6 +52,8 @@ def worker(case: str, out: str) -> None:
     from spinvalve.simulate import Engine
     world = MPI.COMM_WORLD
     cfg = load_config(CASES[case])
+    if cfg.bath is not None:
+        return trajectory_worker(cfg, out)
     t0 = time.perf_counter()
     eng = Engine(cfg, world)
     world.Barrier()
@@ -64,6 +76,21 @@ def worker(case: str, out: str) -> None:
     if world.rank == 0:
         np.savez(out, setup=worst[0], propagation=worst[1], run=worst[2],
                  members=members, ranks=world.size)
+
+
+def trajectory_worker(cfg, out: str) -> None:
+    import numpy as np
+    from mpi4py import MPI
+    from spinvalve.opensystem import run_open
+    world = MPI.COMM_WORLD
+    world.Barrier()
+    t0 = time.perf_counter()
+    ds = run_open(cfg, world, log=None)
+    world.Barrier()
+    t1 = time.perf_counter()
+    if world.rank == 0:
+        np.savez(out, setup=0.0, propagation=ds.attrs["trajectory_seconds_rank0"], run=t1 - t0,
+                 members=ds.attrs["n_members"], ranks=world.size)
 
 
 def run(case: str, ranks: int) -> dict:

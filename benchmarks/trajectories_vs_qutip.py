@@ -1,7 +1,10 @@
 """Quantum trajectories: spinvalve.opensystem against QuTiP 5 mcsolve, same operators.
 
-Case: 2+2 spins, L = 40, 20 fs, bath at 100 K with 10x the default strength
-(so that jumps happen), 40 trajectories x 2 electron-spin members. QuTiP gets
+Cases (``--case``), both with the bath at 100 K and 10x the default strength
+(so that jumps happen), 20 fs, trajectories x 2 electron-spin members:
+``small`` 2+2 spins, L = 40 (full space 1 280: start-up dominates both codes);
+``medium`` 3+3 spins, L = 101 (12 928), the smaller version of the 4+4, L = 201
+production case (25 728 per member). QuTiP gets
 the full-space H / hbar and the ULE jump operators L_i / sqrt(hbar) (both from
 tests/reference.py, the independent implementation) and integrates each member
 with ``mcsolve`` (its default adaptive ODE integrator); spinvalve runs
@@ -22,8 +25,13 @@ import numpy as np
 
 from _harness import run_worker
 
-CASE = dict(n_p=2, n_a=2, L=40, p0=14, spacer=2, x0=6.0, t_end=20.0, dt_out=0.5,
-            T=100.0, gamma=1.2e-3, omega_max=0.01)
+CASES = {
+    "small": dict(n_p=2, n_a=2, L=40, p0=14, spacer=2, x0=6.0, t_end=20.0, dt_out=0.5,
+                  T=100.0, gamma=1.2e-3, omega_max=0.01),
+    "medium": dict(n_p=3, n_a=3, L=101, p0=40, spacer=4, x0=20.0, t_end=20.0, dt_out=0.5,
+                   T=100.0, gamma=1.2e-3, omega_max=0.01),
+}
+CASE = CASES["small"]
 
 
 def config(ntraj: int):
@@ -78,10 +86,13 @@ def worker_qutip(ntraj: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ntraj", type=int, default=40)
+    ap.add_argument("--case", choices=sorted(CASES), default="small")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--worker")
     ap.add_argument("--out")
     args = ap.parse_args()
+    global CASE
+    CASE = CASES[args.case]
     if args.worker:
         res = {"engine": worker_engine, "qutip": worker_qutip}[args.worker](args.ntraj)
         np.savez(args.out, **res)
@@ -90,7 +101,7 @@ def main() -> None:
     results = {}
     for _ in range(args.repeat):
         for name in walls:
-            wall, res = run_worker(__file__, name, ["--ntraj", str(args.ntraj)])
+            wall, res = run_worker(__file__, name, ["--ntraj", str(args.ntraj), "--case", args.case])
             walls[name].append(wall)
             results[name] = res
     e, q = min(walls["engine"]), min(walls["qutip"])
