@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import record  # noqa: E402
 
 
 def main() -> None:
@@ -29,8 +28,9 @@ def main() -> None:
     args = ap.parse_args()
     for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         os.environ.pop(k, None)
-    os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
+    os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)  # before numpy loads OpenBLAS
     import numpy as np
+    from _harness import record
     from spinvalve import lapack
     if not lapack.have_two_stage():
         sys.exit("no LAPACKE zheevd_2stage in this installation: spinvalve uses numpy's eigvalsh")
