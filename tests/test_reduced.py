@@ -64,17 +64,6 @@ def test_block_observables_match_dense_formulas(monkeypatch, thin, n_p, n_a, cha
     assert rho.trace == pytest.approx(1.0)
 
 
-def test_negativity_blocks_are_those_of_the_reference():
-    rho = random_state(3, 3, (2, 3, 4), 2, seed=5)
-    geom = ref.Geometry(30, 3, 3, 2, 3)
-    want = ref.negativity_blocks(to_reference_order(rho.to_dense(), 6), geom)
-    _, got = negativity(rho)
-    # reference labels blocks by q' = sum_p sigma^z - sum_a sigma^z of the row = 2 (k_p - k_b) - n_p + n_a
-    got_ref_labels = {2 * q - 3 + 3: v for q, v in got.items()}
-    for q, v in want.items():
-        assert got_ref_labels.get(q, 0.0) == pytest.approx(v, abs=1e-10)
-
-
 def test_negativity_refuses_oversized_blocks():
     rho = random_state(3, 3, (3,), 2, seed=1)
     e_n, by_q = negativity(rho, max_dim=10)
@@ -82,18 +71,20 @@ def test_negativity_refuses_oversized_blocks():
 
 
 @pytest.mark.parametrize("two_stage", [False, True])
-def test_negativity_blocks_two_stage_lapack(monkeypatch, two_stage):
-    """The block trace norms through LAPACK's two-stage eigensolver (used for large blocks)
-    equal the reference's dense partial transpose."""
+@pytest.mark.parametrize("n_p,n_a,charges,rank,seed", [(3, 3, (2, 3, 4), 2, 5), (4, 3, (3, 4, 5), 3, 11)])
+def test_negativity_blocks_are_those_of_the_reference(monkeypatch, two_stage, n_p, n_a, charges, rank, seed):
+    """Block trace norms equal the reference's dense partial transpose, with numpy's
+    eigensolver and with LAPACK's two-stage one (used for large blocks)."""
     from spinvalve import lapack
     if two_stage and not lapack.have_two_stage():
         pytest.skip("no LAPACKE zheevd_2stage found")
     monkeypatch.setattr(lapack, "TWO_STAGE_MIN", 0 if two_stage else 1 << 30)
-    rho = random_state(4, 3, (3, 4, 5), 3, seed=11)
-    geom = ref.Geometry(30, 3, 4, 2, 3)
-    want = ref.negativity_blocks(to_reference_order(rho.to_dense(), 7), geom)
+    rho = random_state(n_p, n_a, charges, rank, seed=seed)
+    geom = ref.Geometry(30, 3, n_p, 2, n_a)
+    want = ref.negativity_blocks(to_reference_order(rho.to_dense(), n_p + n_a), geom)
     e_n, got = negativity(rho)
-    got_ref_labels = {2 * q - 4 + 3: v for q, v in got.items()}
+    # reference labels blocks by q' = sum_p sigma^z - sum_a sigma^z of the row = 2 (k_p - k_b) - n_p + n_a
+    got_ref_labels = {2 * q - n_p + n_a: v for q, v in got.items()}
     for q, v in want.items():
         assert got_ref_labels.get(q, 0.0) == pytest.approx(v, abs=1e-10)
     assert e_n == pytest.approx(np.log(sum(want.values())), abs=1e-10)
