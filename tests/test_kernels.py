@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from mpi4py import MPI
@@ -81,3 +83,26 @@ def test_full_spin_space_has_the_reference_spectrum():
     geom = ref.Geometry(5, 1, 2, 1, 1)
     want = np.linalg.eigvalsh(ref.hamiltonian(geom).toarray())
     np.testing.assert_allclose(np.linalg.eigvalsh(H), want, atol=1e-12)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_freed_large_arrays_return_to_the_os_after_petsc_init():
+    """PETSc's initialisation turns glibc's mmap allocations off; the engine turns them
+    back on, so a freed 200 MB array does not stay resident."""
+    from petsc4py import PETSc  # noqa: F401
+    assert kernels.allow_mmap_malloc()
+    before = _rss_mb()
+    a = np.ones(200 * 2 ** 20 // 8)
+    grown = _rss_mb()
+    del a
+    after = _rss_mb()
+    assert grown - before > 150
+    assert after - before < 50

@@ -276,3 +276,23 @@ def denormals_flushed() -> bool:
         return (env.mxcsr & _FTZ_DAZ) == _FTZ_DAZ
     except (OSError, AttributeError):  # pragma: no cover
         return False
+
+
+_M_MMAP_MAX = -4  # glibc mallopt parameter
+
+
+def allow_mmap_malloc() -> bool:
+    """Let glibc serve large allocations by mmap again; False where unsupported.
+
+    PETSc's initialisation sets M_MMAP_MAX = 0, so afterwards every numpy array
+    comes from the heap and a freed state-sized array (rho_FM factors, work
+    vectors of the measurement: GBs for 10+10) stays resident for the rest of
+    the run. Called after PETSc is imported.
+    """
+    if platform.system() != "Linux":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_MAX, 65536))
+    except (OSError, AttributeError):  # pragma: no cover - non-glibc platforms
+        return False

@@ -19,7 +19,7 @@ import numpy as np
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
-from . import HBAR
+from . import HBAR, kernels
 from .config import JobConfig
 from .ensemble import Ensemble, Member, build_ensemble, packet
 from .entanglement import entropies, negativity
@@ -102,6 +102,7 @@ class Engine:
     def __init__(self, cfg: JobConfig, world=None):
         from mpi4py import MPI
         from petsc4py import PETSc
+        kernels.allow_mmap_malloc()  # PETSc turned mmap off: freed GBs would stay resident
         self.cfg = cfg
         self.world = world if world is not None else MPI.COMM_WORLD
         self.model = Model.from_config(cfg)
@@ -351,6 +352,7 @@ def run_job(cfg: JobConfig, output: str | Path) -> xr.Dataset:
     """
     from mpi4py import MPI
     from slepc4py import SLEPc  # noqa: F401  (initialise SLEPc on every rank: its finalize is collective)
+    kernels.allow_mmap_malloc()
     world = MPI.COMM_WORLD
     if cfg.multi_electron is not None:
         from .tdmrg import run_tdmrg
