@@ -35,11 +35,16 @@ class BlockDensityMatrix:
     def from_parts(cls, layers: SpinLayers, parts: list[tuple[int, float, np.ndarray]]
                    ) -> "BlockDensityMatrix":
         """From (K, weight, amplitudes[c, x]) contributions (one per member part)."""
+        return cls._assemble(layers, [(K, w, amp.shape) for K, w, amp in parts],
+                             cls._local_fill(parts))
+
+    @staticmethod
+    def _local_fill(parts):
+        """``fill`` of :meth:`_assemble` for parts held by this process."""
         def fill(n, factor, c0):
             amp = parts[n][2]
             factor[:, c0:c0 + amp.shape[1]] = amp
-
-        return cls._assemble(layers, [(K, w, amp.shape) for K, w, amp in parts], fill)
+        return fill
 
     @classmethod
     def _assemble(cls, layers: SpinLayers, heads: list[tuple[int, float, tuple]], fill
@@ -81,12 +86,12 @@ class BlockDensityMatrix:
         from mpi4py import MPI
         flat = [(rank, n) for rank, rank_heads in enumerate(heads) for n in range(len(rank_heads))]
 
+        local = cls._local_fill(parts)
+
         def fill(i, factor, c0):
             rank, n = flat[i]
             if rank == root:
-                amp = parts[n][2]
-                factor[:, c0:c0 + amp.shape[1]] = amp
-                return
+                return local(n, factor, c0)
             rows, width = heads[rank][n][2]
             # columns c0 ... c0 + width - 1 of the C-ordered factor: rows blocks at its row stride
             columns = MPI.DOUBLE_COMPLEX.Create_vector(rows, width, factor.shape[1]).Commit()
