@@ -193,6 +193,19 @@ def bath_usable(ds: xr.Dataset) -> xr.Dataset | None:
     return ds
 
 
+def _usable_baths(files, notes: list[str], consequence: str) -> list[xr.Dataset]:
+    """The bath files usable as sweep points; a note for each one that is not."""
+    usable = []
+    for d in files["bath"]:
+        u = bath_usable(d)
+        if u is None:
+            notes.append(f"{d.attrs.get('_source_file')}: trajectory batches stacked, not "
+                         f"combined - {consequence}")
+        else:
+            usable.append(u)
+    return usable
+
+
 # ---------------------------------------------------------------------------
 # figures
 # ---------------------------------------------------------------------------
@@ -222,14 +235,8 @@ def _fig3(files: Mapping[str, list[xr.Dataset]]) -> tuple[xr.Dataset, list[str]]
         parts.append(g.rename({"log_negativity": "log_negativity_gibbs"}))
     else:
         notes.append("no Gibbs job: the T_Gibbs line of panel (d) is missing")
-    bath = []
-    for d in files["bath"]:
-        u = bath_usable(d)
-        if u is None:
-            notes.append(f"{d.attrs.get('_source_file')}: trajectory batches stacked, not "
-                         "combined (TODO: engine's combine_batches) - not drawn")
-            continue
-        bath.append(_expand(_pick(u, ["log_negativity"]), sweep_point(u), ["bath_temperature"]))
+    bath = [_expand(_pick(u, ["log_negativity"]), sweep_point(u), ["bath_temperature"])
+            for u in _usable_baths(files, notes, "not drawn")]
     if bath:
         b = _rename_time(_combine(bath, ["bath_temperature"], "fig3 bath"), "bath")
         parts.append(b.rename({n: n.replace("log_negativity", "log_negativity_bath")
@@ -361,12 +368,7 @@ def _lifetime_point(ds: xr.Dataset) -> xr.Dataset:
 
 def _fig_bath_lifetime(files):
     notes, parts = [], []
-    for d in files["bath"]:
-        u = bath_usable(d)
-        if u is None:
-            notes.append(f"{d.attrs.get('_source_file')}: trajectory batches stacked, not "
-                         "combined - no lifetime")
-            continue
+    for u in _usable_baths(files, notes, "no lifetime"):
         try:
             x = _lifetime_point(u)
         except ValueError as exc:
