@@ -57,6 +57,41 @@ def test_fused_apply_and_chebyshev_term_match_numpy(n_p, n_a, M):
     np.testing.assert_allclose(acc, want_acc, atol=1e-13)
 
 
+def test_spin_term_and_separate_output_match_numpy():
+    """H + 1 (x) K with a complex K (the open system's -(i/2) Gamma): fused pass vs numpy path,
+    with the Chebyshev output in a separate array and without accumulation."""
+    import scipy.sparse as sp
+    from spinvalve.basis import SpinSpace
+    cfg = load_config({"chain": {"n_sites": 16}, "layers": {"n_p": 2, "n_a": 2, "fm_p_start": 4,
+                                                             "spacer": 2}, "pulse": {"x0": 3.0}})
+    model = Model.from_config(cfg)
+    shell = HamiltonianShell(model, SpinSpace.full(model.layers), MPI.COMM_SELF)
+    rng = np.random.default_rng(3)
+    shape = shell.local_shape
+    k = sp.random(shape[0], shape[0], density=0.2, random_state=4, dtype=complex)
+    k.data += 1j * rng.standard_normal(k.nnz)
+    shell.add_spin_term(k)
+    cur, prev, acc = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape) for _ in range(3))
+    cur[: shape[0] // 2] = 0                       # zero rows reached only through K
+    h_f, h_n, h0 = np.empty_like(cur), np.empty_like(cur), np.empty_like(cur)
+    shell.apply(cur, h_f)
+    shell.apply_numpy(cur, h_n)
+    np.testing.assert_allclose(h_f, h_n, atol=1e-13)
+    shell.apply_numpy(cur, h0, spin_term=False)     # H alone
+    np.testing.assert_allclose(h_f - h0, k @ cur, atol=1e-13)
+    shell.apply(cur, h_f, spin_term=False)
+    np.testing.assert_allclose(h_f, h0, atol=1e-13)
+    ck, a, s = 0.3 - 0.2j, 0.7, 0.4
+    want = s * (h_n - a * cur) - prev
+    out, prev0, acc0 = np.empty_like(cur), prev.copy(), acc.copy()
+    shell.chebyshev_term(cur, prev, None, ck, a, s, out=out)
+    np.testing.assert_allclose(out, want, atol=1e-13)
+    assert np.array_equal(prev, prev0)
+    shell.chebyshev_term(cur, prev, acc, ck, a, s)
+    np.testing.assert_allclose(prev, want, atol=1e-13)
+    np.testing.assert_allclose(acc, acc0 + ck * want, atol=1e-13)
+
+
 def test_spectral_bounds_contain_the_spectrum():
     cfg = load_config({"chain": {"n_sites": 12}, "layers": {"n_p": 3, "n_a": 2, "fm_p_start": 2,
                                                              "spacer": 2}, "pulse": {"x0": 3.0}})

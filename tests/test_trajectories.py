@@ -16,11 +16,13 @@ import numpy as np
 import pytest
 import scipy.linalg as sla
 import xarray as xr
+from mpi4py import MPI
 
 import reference as ref
 from conftest import MPI_ENV, ROOT
 from spinvalve import HBAR, dense
 from spinvalve.config import load_config
+from spinvalve.hamiltonian import HamiltonianShell
 from spinvalve.io import write_dataset
 from spinvalve.opensystem import combine, run_open
 from spinvalve.opensystem.bands import CombineError
@@ -33,12 +35,12 @@ BANDED = ["entropy_pa", "entropy_p", "mutual_information", "log_negativity", "w_
 
 
 def open_config(n_p=2, n_a=1, L=8, p0=2, spacer=1, x0=1.0, t_end=12.0, dt_out=1.0, count=32, first=0,
-                gamma=0.01, omega_max=0.3, temperature=100.0, **bath):
+                gamma=0.01, omega_max=0.3, temperature=100.0, bands=True, **bath):
     return load_config({
         "chain": {"n_sites": L}, "layers": {"n_p": n_p, "n_a": n_a, "fm_p_start": p0, "spacer": spacer},
         "pulse": {"x0": x0}, "time": {"t_end": t_end, "dt_out": dt_out},
         "bath": {"temperature": temperature, "gamma": gamma, "omega_max": omega_max, **bath},
-        "trajectories": {"count": count, "first": first, "seed": 11}})
+        "trajectories": {"count": count, "first": first, "seed": 11, "bands": bands}})
 
 
 @pytest.fixture(scope="module")
@@ -134,18 +136,26 @@ def test_non_hermitian_chebyshev_matches_dense_exponential():
     p = runner.problem
     shape = p.local_shape
     D = shape[0] * shape[1]
-    H = np.zeros((D, D), complex)
+    heff = np.zeros((D, D), complex)
     G = np.zeros((D, D), complex)
     out = np.empty(shape, complex)
     for j in range(D):
         e = np.zeros(D, complex)
         e[j] = 1
-        p.shell.apply(e.reshape(shape), out)
-        H[:, j] = out.reshape(-1)
+        p.shell.apply(e.reshape(shape), out)          # the shell applies H_eff
+        heff[:, j] = out.reshape(-1)
         G[:, j] = p.apply_decay(e.reshape(shape)).reshape(-1)
     assert np.allclose(G, G.conj().T) and np.linalg.eigvalsh(G).min() > -1e-12
     assert np.linalg.eigvalsh(G).max() == pytest.approx(p.max_decay, rel=1e-10)
-    heff = H - 0.5j * G
+    np.testing.assert_allclose(1j * (heff - heff.conj().T), G, atol=1e-13)   # H_eff = H - (i/2) G
+    h_closed = np.zeros((D, D), complex)
+    closed = HamiltonianShell(p.model, p.space, MPI.COMM_SELF)
+    for j in range(D):
+        e = np.zeros(D, complex)
+        e[j] = 1
+        closed.apply(e.reshape(shape), out)
+        h_closed[:, j] = out.reshape(-1)
+    np.testing.assert_allclose(heff, h_closed - 0.5j * G, atol=1e-13)
     rng = np.random.default_rng(0)
     psi0 = rng.standard_normal(D) + 1j * rng.standard_normal(D)
     for tau in (0.3, 1.7, 9.0):
@@ -164,8 +174,12 @@ def test_non_hermitian_chebyshev_matches_dense_exponential():
 def test_slices_combine_like_one_job(tmp_path):
     cfg = dict(n_p=1, n_a=1, L=8, p0=2, spacer=1, t_end=3.0, dt_out=0.5)
     whole = run_open(open_config(count=6, **cfg), log=None)
-    parts = [run_open(open_config(count=2, first=0, **cfg), log=None),
-             run_open(open_config(count=4, first=2, **cfg), log=None)]
+    parts = [run_open(open_config(count=2, first=0, **cfg), log=None),            # with bands
+             run_open(open_config(count=4, first=2, bands=False, **cfg), log=None)]  # sums only
+    assert "log_negativity_lower" in parts[0] and "log_negativity_lower" not in parts[1]
+    assert parts[1].attrs["n_bootstrap"] == 0
+    assert np.array_equal(parts[1].log_negativity, run_open(open_config(count=4, first=2, **cfg),
+                                                             log=None).log_negativity)
     paths = []
     for n, d in enumerate(parts):
         paths.append(write_dataset(d, tmp_path / f"slice{n}.nc"))

@@ -144,6 +144,7 @@ class Trajectories:
     count: int = _f(200, lo=1, doc="number of trajectories in this job")
     seed: int = _f(20221012, lo=0, doc="master seed")
     first: int = _f(0, lo=0, doc="index of this job's first trajectory")
+    bands: bool = _f(True, doc="bootstrap bands in this job (false: sums only, for a merge of slices)")
 
 
 @dataclass(frozen=True)

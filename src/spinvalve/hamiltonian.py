@@ -170,7 +170,30 @@ class HamiltonianShell:
         self.n_mult = 0
         self.fused = kernels.HAVE_NUMBA
         kernels.set_threads()
+        self.spin_term: sp.csr_matrix | None = None
         self._fused_args = self._compact_operators()
+        self._no_spin_term = self._spin_term_args = self._compact_spin_term(None)
+
+    def add_spin_term(self, k: sp.spmatrix) -> None:
+        """Make the operator H + 1 (x) K with a complex spin-space matrix K (rows of this space).
+
+        The open system's H_eff = H - (i/2) Gamma_tot: the term is applied inside
+        the same compiled pass as H. Every method (apply, chebyshev_term, PETSc
+        mult) then acts with H + 1 (x) K.
+        """
+        k = sp.csr_matrix(k, dtype=complex)
+        if k.shape != (self.dim, self.dim):
+            raise ValueError(f"spin term of shape {k.shape} for a spin space of dimension {self.dim}")
+        k.sort_indices()
+        self.spin_term = k
+        self._spin_term_args = self._compact_spin_term(k)
+
+    def _compact_spin_term(self, k: sp.csr_matrix | None) -> tuple:
+        if k is None:
+            return (np.zeros(self.dim + 1, dtype=np.int64), np.zeros(0, dtype=np.int64),
+                    np.zeros(0), np.zeros(0))
+        return (k.indptr.astype(np.int64), k.indices.astype(np.int64),
+                np.ascontiguousarray(k.data.real), np.ascontiguousarray(k.data.imag))
 
     def _local_sd_operators(self):
         """(local column, V_i as CSR) of every spin on this rank's sites, one at a time."""
@@ -231,31 +254,40 @@ class HamiltonianShell:
         lo, hi = self._exchange_halo(psi)
         return (self._halo[0], self._halo[1], lo is not None, hi is not None)
 
-    def apply(self, psi: np.ndarray, out: np.ndarray) -> None:
-        """out = H psi on this rank's rows (collective: exchanges halos)."""
-        if self.fused:
-            self.n_mult += 1
-            kernels.apply_fused(psi, out, *self._fused_args, *self._halo_args(psi))
-        else:
-            self.apply_numpy(psi, out)
+    def apply(self, psi: np.ndarray, out: np.ndarray, spin_term: bool = True) -> None:
+        """out = H psi on this rank's rows (collective: exchanges halos).
 
-    def chebyshev_term(self, cur: np.ndarray, prev: np.ndarray, acc: np.ndarray,
-                       ck: complex, a: float, s: float) -> None:
-        """prev <- s (H - a) cur - prev, then acc += ck prev (one fused pass when compiled)."""
+        ``spin_term=False`` leaves out the spin term of :meth:`add_spin_term` (H alone).
+        """
         if self.fused:
             self.n_mult += 1
-            kernels.chebyshev_fused(cur, prev, acc, ck, a, s, *self._fused_args,
-                                    *self._halo_args(cur))
+            k = self._spin_term_args if spin_term else self._no_spin_term
+            kernels.apply_fused(psi, out, *self._fused_args, *k, *self._halo_args(psi))
+        else:
+            self.apply_numpy(psi, out, spin_term)
+
+    def chebyshev_term(self, cur: np.ndarray, prev: np.ndarray, acc: np.ndarray | None,
+                       ck: complex, a: float, s: float, out: np.ndarray | None = None) -> None:
+        """out <- s (H - a) cur - prev, then acc += ck out (one fused pass when compiled).
+
+        ``out`` defaults to ``prev`` (in place); ``acc=None`` skips the accumulation.
+        """
+        out = prev if out is None else out
+        if self.fused:
+            self.n_mult += 1
+            kernels.chebyshev_fused(cur, prev, out, acc, ck, a, s, *self._fused_args,
+                                    *self._spin_term_args, *self._halo_args(cur))
             return
         h = np.empty_like(cur)
         self.apply_numpy(cur, h)
         h -= a * cur
         h *= s
         h -= prev
-        prev[...] = h
-        acc += ck * prev
+        out[...] = h
+        if acc is not None:
+            acc += ck * out
 
-    def apply_numpy(self, psi: np.ndarray, out: np.ndarray) -> None:
+    def apply_numpy(self, psi: np.ndarray, out: np.ndarray, spin_term: bool = True) -> None:
         """Reference implementation of :meth:`apply` in numpy/scipy array operations."""
         self.n_mult += 1
         lo, hi = self._exchange_halo(psi)
@@ -270,6 +302,8 @@ class HamiltonianShell:
             out[:, -1] -= g * hi
         for xl, v in self.local_spins:
             out[:, xl] += v @ psi[:, xl]
+        if spin_term and self.spin_term is not None:
+            out += self.spin_term @ psi
 
     # petsc4py python-matrix protocol
     def mult(self, mat, x, y) -> None:

@@ -101,6 +101,25 @@ if HAVE_NUMBA:
                 h[x + 1] += sj * cf[p, x + 1]
 
     @njit(**_jit)
+    def _k_row(cf, r, h, t, s, kptr, kidx, kre, kim):
+        """h[:] += s (K cur)[r, :] for the complex spin term K (open systems).
+
+        Re K as a real multiply-add; Im K accumulated in the scratch row t, then
+        h += i t in one swap pass."""
+        n2 = cf.shape[1]
+        for x in range(n2):
+            t[x] = 0.0
+        for k in range(kptr[r], kptr[r + 1]):
+            cre, cim = s * kre[k], s * kim[k]
+            other = cf[kidx[k]]
+            for x in range(n2):
+                h[x] += cre * other[x]
+                t[x] += cim * other[x]
+        for x in range(0, n2, 2):
+            h[x] -= t[x + 1]
+            h[x + 1] += t[x]
+
+    @njit(**_jit)
     def _row_is_zero(f, r):
         row = f[r]
         for x in range(row.shape[0]):
@@ -117,12 +136,15 @@ if HAVE_NUMBA:
         return live
 
     @njit(**_jit)
-    def _h_row_is_zero(r, live, indptr, indices, sd_partner, lo, hi, has_lo, has_hi):
+    def _h_row_is_zero(r, live, indptr, indices, sd_partner, kptr, kidx, lo, hi, has_lo, has_hi):
         """Whether (H cur)[r] vanishes because every row it reads is exactly zero."""
         if live[r]:
             return False
         for k in range(indptr[r], indptr[r + 1]):
             if live[indices[k]]:
+                return False
+        for k in range(kptr[r], kptr[r + 1]):
+            if live[kidx[k]]:
                 return False
         for n in range(sd_partner.shape[0]):
             p = sd_partner[n, r]
@@ -135,97 +157,121 @@ if HAVE_NUMBA:
         return True
 
     @njit(**_jit)
-    def _cheb_row(cf, pf, af, r, h, live, cr, ci, s, sa, gamma, indptr, indices, data, fm_cols,
-                  sd_diag, sd_partner, j_flip, lo, hi, has_lo, has_hi):
-        if _h_row_is_zero(r, live, indptr, indices, sd_partner, lo, hi, has_lo, has_hi):
+    def _cheb_row(cf, pf, of, af, r, h, t, live, cr, ci, accumulate, s, sa, gamma, indptr, indices,
+                  data, fm_cols, sd_diag, sd_partner, j_flip, kptr, kidx, kre, kim, lo, hi,
+                  has_lo, has_hi):
+        """out[r] = s (H - a) cur[r] - prev[r] (out may be prev); acc[r] += ck out[r]."""
+        if _h_row_is_zero(r, live, indptr, indices, sd_partner, kptr, kidx, lo, hi, has_lo, has_hi):
             if _row_is_zero(pf, r):
-                return              # T_{k+1}[r] = 0 - 0: nothing to write
+                orow = of[r]
+                for x in range(orow.shape[0]):  # no-op when out is prev
+                    orow[x] = 0.0
+                return
             for x in range(h.shape[0]):
                 h[x] = 0.0
         else:
             _h_row(cf, r, h, s, sa, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
                    j_flip, lo, hi, has_lo, has_hi)
-        pr, ar = pf[r], af[r]
-        for x in range(0, h.shape[0], 2):
-            re = h[x] - pr[x]
-            im = h[x + 1] - pr[x + 1]
-            if abs(re) < TINY:
-                re = 0.0
-            if abs(im) < TINY:
-                im = 0.0
-            pr[x] = re
-            pr[x + 1] = im
-            ar[x] += cr * re - ci * im
-            ar[x + 1] += cr * im + ci * re
+            if kptr[r + 1] > kptr[r]:
+                _k_row(cf, r, h, t, s, kptr, kidx, kre, kim)
+        pr, orow, ar = pf[r], of[r], af[r]
+        if accumulate:
+            for x in range(0, h.shape[0], 2):
+                re = h[x] - pr[x]
+                im = h[x + 1] - pr[x + 1]
+                if abs(re) < TINY:
+                    re = 0.0
+                if abs(im) < TINY:
+                    im = 0.0
+                orow[x] = re
+                orow[x + 1] = im
+                ar[x] += cr * re - ci * im
+                ar[x + 1] += cr * im + ci * re
+        else:
+            for x in range(h.shape[0]):
+                v = h[x] - pr[x]
+                orow[x] = 0.0 if abs(v) < TINY else v
 
     @njit(**_jit)
-    def _apply_row(cf, of, r, live, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
-                   j_flip, lo, hi, has_lo, has_hi):
-        if _h_row_is_zero(r, live, indptr, indices, sd_partner, lo, hi, has_lo, has_hi):
+    def _apply_row(cf, of, r, t, live, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
+                   j_flip, kptr, kidx, kre, kim, lo, hi, has_lo, has_hi):
+        if _h_row_is_zero(r, live, indptr, indices, sd_partner, kptr, kidx, lo, hi, has_lo, has_hi):
             o = of[r]
             for x in range(o.shape[0]):
                 o[x] = 0.0
         else:
             _h_row(cf, r, of[r], 1.0, 0.0, gamma, indptr, indices, data, fm_cols, sd_diag,
                    sd_partner, j_flip, lo, hi, has_lo, has_hi)
+            if kptr[r + 1] > kptr[r]:
+                _k_row(cf, r, of[r], t, 1.0, kptr, kidx, kre, kim)
 
     @njit(**_jit)
     def _apply_serial(cur, out, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
-                      j_flip, lo, hi, has_lo, has_hi):
+                      j_flip, kptr, kidx, kre, kim, lo, hi, has_lo, has_hi):
         cf, of = cur.view(np.float64), out.view(np.float64)
+        t = np.empty(cf.shape[1])
         live = _live_rows(cf)
         for r in range(cf.shape[0]):
-            _apply_row(cf, of, r, live, gamma, indptr, indices, data, fm_cols, sd_diag,
-                       sd_partner, j_flip, lo, hi, has_lo, has_hi)
+            _apply_row(cf, of, r, t, live, gamma, indptr, indices, data, fm_cols, sd_diag,
+                       sd_partner, j_flip, kptr, kidx, kre, kim, lo, hi, has_lo, has_hi)
 
     @njit(parallel=True, **_jit)
     def _apply_parallel(cur, out, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
-                        j_flip, lo, hi, has_lo, has_hi):
+                        j_flip, kptr, kidx, kre, kim, lo, hi, has_lo, has_hi):
         cf, of = cur.view(np.float64), out.view(np.float64)
         live = np.empty(cf.shape[0], dtype=np.bool_)
         for r in prange(cf.shape[0]):
             live[r] = not _row_is_zero(cf, r)
         for r in prange(cf.shape[0]):
-            _apply_row(cf, of, r, live, gamma, indptr, indices, data, fm_cols, sd_diag,
-                       sd_partner, j_flip, lo, hi, has_lo, has_hi)
+            t = np.empty(cf.shape[1])
+            _apply_row(cf, of, r, t, live, gamma, indptr, indices, data, fm_cols, sd_diag,
+                       sd_partner, j_flip, kptr, kidx, kre, kim, lo, hi, has_lo, has_hi)
 
     @njit(**_jit)
-    def _cheb_serial(cur, prev, acc, ck, a, s, gamma, indptr, indices, data, fm_cols,
-                     sd_diag, sd_partner, j_flip, lo, hi, has_lo, has_hi):
-        cf, pf, af = cur.view(np.float64), prev.view(np.float64), acc.view(np.float64)
-        h = np.empty(cf.shape[1])
+    def _cheb_serial(cur, prev, out, acc, ck, accumulate, a, s, gamma, indptr, indices, data,
+                     fm_cols, sd_diag, sd_partner, j_flip, kptr, kidx, kre, kim, lo, hi, has_lo,
+                     has_hi):
+        cf, pf = cur.view(np.float64), prev.view(np.float64)
+        of, af = out.view(np.float64), acc.view(np.float64)
+        h, t = np.empty(cf.shape[1]), np.empty(cf.shape[1])
         live = _live_rows(cf)
         for r in range(cf.shape[0]):
-            _cheb_row(cf, pf, af, r, h, live, ck.real, ck.imag, s, s * a, gamma, indptr,
-                      indices, data, fm_cols, sd_diag, sd_partner, j_flip, lo, hi, has_lo, has_hi)
+            _cheb_row(cf, pf, of, af, r, h, t, live, ck.real, ck.imag, accumulate, s, s * a, gamma,
+                      indptr, indices, data, fm_cols, sd_diag, sd_partner, j_flip, kptr, kidx,
+                      kre, kim, lo, hi, has_lo, has_hi)
 
     @njit(parallel=True, **_jit)
-    def _cheb_parallel(cur, prev, acc, ck, a, s, gamma, indptr, indices, data, fm_cols,
-                       sd_diag, sd_partner, j_flip, lo, hi, has_lo, has_hi):
-        cf, pf, af = cur.view(np.float64), prev.view(np.float64), acc.view(np.float64)
+    def _cheb_parallel(cur, prev, out, acc, ck, accumulate, a, s, gamma, indptr, indices, data,
+                       fm_cols, sd_diag, sd_partner, j_flip, kptr, kidx, kre, kim, lo, hi, has_lo,
+                       has_hi):
+        cf, pf = cur.view(np.float64), prev.view(np.float64)
+        of, af = out.view(np.float64), acc.view(np.float64)
         live = np.empty(cf.shape[0], dtype=np.bool_)
         for r in prange(cf.shape[0]):
             live[r] = not _row_is_zero(cf, r)
         for r in prange(cf.shape[0]):
-            h = np.empty(cf.shape[1])
-            _cheb_row(cf, pf, af, r, h, live, ck.real, ck.imag, s, s * a, gamma, indptr,
-                      indices, data, fm_cols, sd_diag, sd_partner, j_flip, lo, hi, has_lo, has_hi)
+            h, t = np.empty(cf.shape[1]), np.empty(cf.shape[1])
+            _cheb_row(cf, pf, of, af, r, h, t, live, ck.real, ck.imag, accumulate, s, s * a, gamma,
+                      indptr, indices, data, fm_cols, sd_diag, sd_partner, j_flip, kptr, kidx,
+                      kre, kim, lo, hi, has_lo, has_hi)
 
 
 def apply_fused(cur, out, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
-                j_flip, lo, hi, has_lo, has_hi):
+                j_flip, kptr, kidx, kre, kim, lo, hi, has_lo, has_hi):
     """out = H cur, one compiled pass (cur, out: C-contiguous complex128 [s, x])."""
     kern = _apply_serial if _THREADS == 1 else _apply_parallel
     kern(cur, out, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner, j_flip,
-         lo, hi, has_lo, has_hi)
+         kptr, kidx, kre, kim, lo, hi, has_lo, has_hi)
 
 
-def chebyshev_fused(cur, prev, acc, ck, a, s, gamma, indptr, indices, data, fm_cols,
-                    sd_diag, sd_partner, j_flip, lo, hi, has_lo, has_hi):
-    """prev <- s (H - a) cur - prev;  acc += ck * prev  (one pass)."""
+def chebyshev_fused(cur, prev, out, acc, ck, a, s, gamma, indptr, indices, data, fm_cols,
+                    sd_diag, sd_partner, j_flip, kptr, kidx, kre, kim, lo, hi, has_lo, has_hi):
+    """out <- s (H - a) cur - prev (out may be prev);  acc += ck * out unless acc is None (one pass)."""
     kern = _cheb_serial if _THREADS == 1 else _cheb_parallel
-    kern(cur, prev, acc, complex(ck), float(a), float(s), gamma, indptr, indices, data,
-         fm_cols, sd_diag, sd_partner, j_flip, lo, hi, has_lo, has_hi)
+    accumulate = acc is not None
+    kern(cur, prev, out, acc if accumulate else out, complex(ck), accumulate, float(a), float(s),
+         gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner, j_flip, kptr, kidx, kre, kim,
+         lo, hi, has_lo, has_hi)
 
 
 def set_threads(n: int | None = None) -> None:

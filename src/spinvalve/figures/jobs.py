@@ -292,7 +292,8 @@ def _job_mapping(config: Mapping, family: str, point: Mapping[str, Any]) -> dict
     if family == "bath":
         per = int(fam.get("trajectories_per_batch", 200))
         sweep["bath"] = {"temperature": float(point["T_bb"])}
-        sweep["trajectories"] = {"first": int(point["batch"]) * per, "count": per}
+        # bands come from the merge of the batches (results/merged/bath), not from each batch
+        sweep["trajectories"] = {"first": int(point["batch"]) * per, "count": per, "bands": False}
     if family == "multi_electron":
         sweep["multi_electron"] = {"n_electrons": int(point["n_electrons"])}
     return deep_merge(config.get("job") or {}, fam.get("job") or {}, sweep)

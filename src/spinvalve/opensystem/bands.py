@@ -210,13 +210,15 @@ def _interpolate_band(times, band_idx, central, lower, upper):
 
 
 def to_dataset(sums: TrajectorySums, meta: dict, n_boot: int = N_BOOTSTRAP,
-               bands: dict | None = None) -> xr.Dataset:
+               bands: dict | None | bool = None) -> xr.Dataset:
     """Observables of the averaged rho_FM, their bands and the sums, as one job Dataset.
 
     ``meta``: positions (chain sites of the spins), k_values, seed,
     invariant_tolerance, hopping. ``bands``: the result of :func:`bootstrap_bands`
-    when it was computed already (over MPI ranks). Raises InvariantError when the trace or
-    hermiticity of the averaged rho_FM drifts beyond the tolerance.
+    when it was computed already (over MPI ranks), None to compute it here, False
+    for none (a slice whose merge computes them; attribute ``n_bootstrap`` = 0).
+    Raises InvariantError when the trace or hermiticity of the averaged rho_FM
+    drifts beyond the tolerance.
     """
     from ..simulate import InvariantError
     n = sums.n_trajectories
@@ -247,6 +249,8 @@ def to_dataset(sums: TrajectorySums, meta: dict, n_boot: int = N_BOOTSTRAP,
     sz_total = arr["electron_spin"][:, 2] + arr["spin_expectation"][:, :, 2].sum(axis=1)
     if bands is None:
         bands = bootstrap_bands(sums, positions, k_values, int(meta["seed"]), n_boot)
+    elif bands is False:
+        n_boot = 0
 
     tdim = ("time",)
     data = {
@@ -264,8 +268,10 @@ def to_dataset(sums: TrajectorySums, meta: dict, n_boot: int = N_BOOTSTRAP,
         dims = ("time", *EXTRA_DIMS.get(k, ()))
         units, long_name = LONG_NAMES[k]
         central = arr[k]
-        lo, hi = _interpolate_band(times, sums.band_idx, central, *bands[k])
         data[k] = (dims, central, {"units": units, "long_name": long_name})
+        if not n_boot:
+            continue
+        lo, hi = _interpolate_band(times, sums.band_idx, central, *bands[k])
         data[f"{k}_lower"] = (dims, lo, {"units": units, "long_name": f"{long_name}: lower end of the "
                                          f"{BAND_PERCENTILES[1] - BAND_PERCENTILES[0]:g}% bootstrap band"})
         data[f"{k}_upper"] = (dims, hi, {"units": units, "long_name": f"{long_name}: upper end of the "

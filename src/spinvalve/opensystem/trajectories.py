@@ -16,12 +16,14 @@ in the rectangle [-1, 1] x [-i delta, 0], delta = max eig(Gamma_tot) / (2 b).
 By Crouzeix's theorem ||T_k|| <= (1 + sqrt 2) rho^k on the Bernstein ellipse
 E_rho enclosing that rectangle, so the series is truncated where
 (1 + sqrt 2) sum_{j >= k} |c_j| rho^j < tolerance (a few extra terms: delta ~ 1e-3).
-Each recursion step adds -(i/2) s Gamma_tot T_k to the fused Chebyshev pass.
+The shell applies -(i/2) Gamma_tot in the same compiled pass as H
+(:meth:`HamiltonianShell.add_spin_term`).
 
 Waiting-time method (Daley, Adv. Phys. 63, 77). Draw r ~ U(0, 1); propagate
-output step by output step with H_eff; when ||psi||^2 drops below r inside a
-step, locate the crossing by Brent's root search on ln ||psi(tau)||^2 - ln r,
-re-propagating from the step start (jump time to ~1e-9 fs); apply L_i with
+a window of output steps with H_eff from one Chebyshev recursion; when
+||psi||^2 drops below r inside a step, locate the crossing by Brent's root
+search on ln ||psi(tau)||^2 - ln r, every trial state a combination of the
+window's stored recursion vectors (jump time to ~1e-9 fs); apply L_i with
 probability proportional to ||L_i psi||^2, normalise, draw a new r, continue.
 At output times the normalised state adds |psi><psi| (traced over site and
 electron spin) to rho_FM.
@@ -125,6 +127,8 @@ class OpenProblem:
                              shape=(len(self.rows),) * 2)
         self.decay_csr = (perm @ sp.block_diag([gb, gb]) @ perm.T).tocsr()
         self.decay_csr.sort_indices()
+        if self.max_decay > 0:                     # the shell applies H_eff = H - (i/2) Gamma_tot
+            self.shell.add_spin_term(-0.5j * self.decay_csr)
 
     @property
     def local_shape(self) -> tuple[int, int]:
@@ -135,7 +139,10 @@ class OpenProblem:
         return psi[self.rows].reshape(2, self.da, self.dp, psi.shape[1])
 
     def apply_decay(self, psi: np.ndarray) -> np.ndarray:
-        """Gamma_tot psi (a new array; Gamma_p (x) 1 + 1 (x) Gamma_a on every site, both e)."""
+        """Gamma_tot psi (a new array; Gamma_p (x) 1 + 1 (x) Gamma_a on every site, both e).
+
+        The propagation does not call it: the shell applies H_eff in one pass.
+        """
         return self.decay_csr @ psi
 
     def apply_jump(self, i: int, psi: np.ndarray) -> np.ndarray:
@@ -195,10 +202,10 @@ class EffectivePropagator:
         lo, hi = problem.model.spectral_bounds()
         self.a = 0.5 * (hi + lo)
         self.b = 0.5 * (hi - lo) * (1 + 1e-6) + 1e-12
-        self.decay = problem.max_decay > 0
         self.rho = bernstein_rho(0.5 * problem.max_decay / self.b)
         self.tolerance = tolerance
-        self._w = [np.empty(problem.local_shape, complex) for _ in range(3)]
+        self._w = [np.empty(problem.local_shape, complex) for _ in range(2)]
+        self._zero = np.zeros(problem.local_shape, complex)
         self._cache: dict[float, tuple[int, np.ndarray, complex]] = {}
         self._coef_cache: dict[float, np.ndarray] = {}
         self.n_terms = 0
@@ -226,21 +233,11 @@ class EffectivePropagator:
 
     def _substep(self, psi: np.ndarray, c: np.ndarray, phase: complex) -> None:
         shell, a, b = self.shell, self.a, self.b
-        prev, (cur, acc, _) = psi, self._w
-        decay = self.problem.apply_decay if self.decay else None
+        prev, (cur, acc) = psi, self._w
         np.multiply(prev, c[0], out=acc)
-        shell.apply(prev, cur)                     # T_1 = (H_eff - a) psi / b
-        cur -= a * prev
-        if decay:
-            cur -= 0.5j * decay(prev)
-        cur *= 1.0 / b
-        acc += c[1] * cur
+        shell.chebyshev_term(prev, self._zero, acc, c[1], a, 1.0 / b, out=cur)  # T_1
         s = 2.0 / b
         for ck in c[2:]:                           # T_{k+1} = s (H_eff - a) T_k - T_{k-1}
-            if decay:                              # the fused pass adds s (H - a) T_k only
-                g = decay(cur)
-                g *= 0.5j * s
-                prev += g
             shell.chebyshev_term(cur, prev, acc, ck, a, s)
             prev, cur = cur, prev
         self.n_terms += len(c)
@@ -264,48 +261,76 @@ class EffectivePropagator:
         z_mem = max(1.0, WINDOW_BYTES / state - 45.0)
         return max(1, int(min(Z_WINDOW, z_mem) * HBAR / (self.b * dt)))
 
+    @property
+    def max_window(self) -> float:
+        """Longest time span (fs) of one :meth:`window` (z = b tau / hbar = Z_WINDOW)."""
+        return Z_WINDOW * HBAR / self.b
+
+    def window(self, psi: np.ndarray, tau_max: float) -> "ChebyshevWindow":
+        """The recursion vectors T_k((H_eff - a)/b) psi needed for every tau <= tau_max.
+
+        They do not depend on tau: the window then gives exp(-i H_eff tau / hbar) psi
+        for any tau in [0, tau_max] as one linear combination (no further operator
+        applications). Costs about z + O(log 1/tol) applications, z = b tau_max / hbar.
+        """
+        if self.b * tau_max / HBAR > 100.0:
+            raise ValueError("window too long (z > 100)")
+        K = len(self._coefficients(float(tau_max)))
+        shell, a, b = self.shell, self.a, self.b
+        T = np.empty((K,) + psi.shape, complex)
+        T[0] = psi
+        shell.chebyshev_term(T[0], self._zero, None, 0.0, a, 1.0 / b, out=T[1])  # T_1
+        for k in range(1, K - 1):                  # T_{k+1} = s (H_eff - a) T_k - T_{k-1}
+            shell.chebyshev_term(T[k], T[k - 1], None, 0.0, a, 2.0 / b, out=T[k + 1])
+        self.n_terms += K
+        return ChebyshevWindow(self, T, float(tau_max))
+
     def propagate_many(self, psi: np.ndarray, taus) -> list[np.ndarray]:
         """exp(-i H_eff tau_j / hbar) psi for increasing tau_j, from ONE Chebyshev recursion.
 
-        The vectors T_k((H_eff - a)/b) psi do not depend on tau; they are kept,
-        and the outputs are one matrix product C T with C[j, k] = c_k(b tau_j / hbar)
-        (each row truncated at its own tolerance). A window of m outputs costs
-        about z_max + O(log 1/tol) operator applications instead of m times the
-        per-step overhead.
+        A window of m outputs costs about z_max + O(log 1/tol) operator
+        applications instead of m times the per-step overhead.
         """
         taus = [float(t) for t in taus]
-        if self.b * taus[-1] / HBAR > 100.0:
-            raise ValueError("propagate_many: window too long (z > 100)")
-        coefs = [self._coefficients(t) for t in taus]
-        K = max(len(c) for c in coefs)
-        shape = psi.shape
-        shell, a, b = self.shell, self.a, self.b
-        decay = self.problem.apply_decay if self.decay else None
-        T = np.empty((K,) + shape, complex)
-        T[0] = psi
-        shell.apply(T[0], T[1])                    # T_1 = (H_eff - a) psi / b
-        T[1] -= a * T[0]
-        if decay:
-            T[1] -= 0.5j * decay(T[0])
-        T[1] *= 1.0 / b
-        s = 2.0 / b
-        dummy = self._w[2]
-        for k in range(1, K - 1):                  # T_{k+1} = s (H_eff - a) T_k - T_{k-1}
-            nxt = T[k + 1]
-            if decay:
-                np.multiply(decay(T[k]), 0.5j * s, out=nxt)
-                nxt += T[k - 1]
-            else:
-                nxt[...] = T[k - 1]
-            shell.chebyshev_term(T[k], nxt, dummy, 0.0, a, s)
-        self.n_terms += K
+        return self.window(psi, taus[-1]).states(taus)
+
+
+class ChebyshevWindow:
+    """exp(-i H_eff tau / hbar) psi for any 0 <= tau <= tau_max from stored recursion vectors.
+
+    The state at tau is sum_k c_k(b tau / hbar) e^{-i a tau / hbar} T_k, each
+    coefficient row truncated at its own tolerance (never longer than the
+    stored K: the series for a shorter time converges faster).
+    """
+
+    def __init__(self, prop: EffectivePropagator, T: np.ndarray, tau_max: float):
+        self.prop, self.T, self.tau_max = prop, T, tau_max
+
+    def _row(self, tau: float) -> np.ndarray:
+        if not 0.0 <= tau <= self.tau_max * (1 + 1e-12):
+            raise ValueError(f"time {tau} outside the window [0, {self.tau_max}]")
+        c = self.prop._coefficients(float(tau))
+        if len(c) > len(self.T):               # pragma: no cover - monotone in practice
+            raise PropagationError(f"Chebyshev series for {tau} fs is longer than its window's")
+        return c * np.exp(-1j * self.prop.a * tau / HBAR)
+
+    def states(self, taus) -> list[np.ndarray]:
+        K = len(self.T)
         C = np.zeros((len(taus), K), complex)
-        for j, (t, c) in enumerate(zip(taus, coefs)):
-            C[j, :len(c)] = c * np.exp(-1j * a * t / HBAR)
-        out = (C @ T.reshape(K, -1)).reshape((len(taus),) + shape)
+        for j, t in enumerate(taus):
+            c = self._row(t)
+            C[j, :len(c)] = c
+        out = (C @ self.T.reshape(K, -1)).reshape((len(taus),) + self.T.shape[1:])
         if not np.all(np.isfinite(out)):
             raise PropagationError("non-Hermitian Chebyshev window produced non-finite amplitudes")
         return list(out)
+
+    def state(self, tau: float) -> np.ndarray:
+        c = self._row(tau)
+        out = (c @ self.T[:len(c)].reshape(len(c), -1)).reshape(self.T.shape[1:])
+        if not np.all(np.isfinite(out)):
+            raise PropagationError("non-Hermitian Chebyshev window produced non-finite amplitudes")
+        return out
 
 
 # ---------------------------------------------------------------------------
@@ -356,7 +381,7 @@ class TrajectoryRunner:
         acc["rho"][n] += (weight / nrm) * (m @ m.conj().T)
         te = t.reshape(2, -1)
         acc["rho_e"][n] += (weight / nrm) * (te @ te.conj().T)
-        p.shell.apply(psi, self._h)
+        p.shell.apply(psi, self._h, spin_term=False)          # H psi (without -(i/2) Gamma_tot)
         acc["energy"][n] += weight * np.vdot(psi, self._h).real / nrm
 
     def _jump(self, psi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -367,39 +392,47 @@ class TrajectoryRunner:
         self.n_jumps[i] += 1
         return cands[i] / math.sqrt(w[i])
 
-    def _interval(self, psi: np.ndarray, r: float, rng: np.random.Generator) -> tuple[np.ndarray, float, int]:
-        """Advance one output interval with jumps: (state, new r, jumps in the interval)."""
+    def _jump_in(self, win: ChebyshevWindow, lo: float, hi: float, r: float,
+                 rng: np.random.Generator) -> tuple[np.ndarray, float]:
+        """Locate ||psi(tau)||^2 = r in (lo, hi] of the window and jump there: (state, tau).
+
+        Brent's root search on ln ||psi(tau)||^2 - ln r, every evaluation a linear
+        combination of the window's vectors (no operator application).
+        """
+        p = self.problem
+
+        def excess(tau):
+            return math.log(p.norm2(win.state(tau))) - math.log(r)
+
+        tau = lo if excess(lo) <= 0 else brentq(excess, lo, hi, xtol=1e-9, rtol=1e-12)
+        return self._jump(win.state(tau), rng), tau
+
+    def _advance(self, psi: np.ndarray, span: float, r: float, rng: np.random.Generator
+                 ) -> tuple[np.ndarray, float, int]:
+        """Advance ``span`` fs with jumps, in windows of at most ``max_window``: (state, r, jumps)."""
         p, prop = self.problem, self.prop
-        remaining, jumps = self.cfg.time.dt_out, 0
-        while remaining > 0:
-            start = psi.copy()
-            prop.propagate(psi, remaining)
-            if p.norm2(psi) > r:
-                break
-
-            def excess(tau):
-                trial = start.copy()
-                prop.propagate(trial, tau)
-                return math.log(p.norm2(trial)) - math.log(r)
-
-            tau = 0.0 if p.norm2(start) <= r else brentq(excess, 0.0, remaining, xtol=1e-9, rtol=1e-12)
-            psi = start
-            prop.propagate(psi, tau)
-            psi = self._jump(psi, rng)
+        jumps = 0
+        while span > 1e-12:
+            stretch = min(span, prop.max_window)
+            win = prop.window(psi, stretch)
+            end = win.state(stretch)
+            if p.norm2(end) > r:
+                psi, span = end, span - stretch
+                continue
+            psi, tau = self._jump_in(win, 0.0, stretch, r, rng)
             jumps += 1
             r = rng.random()
-            remaining -= tau
-            if remaining <= 1e-12:
-                break
+            span -= tau
         return psi, r, jumps
 
     def run_member(self, e_up: bool, rng: np.random.Generator, acc: dict, weight: float) -> int:
         """One member's trajectory; returns its number of jumps.
 
         Windows of output steps come from one Chebyshev recursion
-        (:meth:`EffectivePropagator.propagate_many`); the first output whose norm
-        fell below r is redone interval by interval with the jump located by
-        the root search.
+        (:meth:`EffectivePropagator.window`). When the norm of an output fell
+        below r, the jump time is located between it and the previous output
+        from the same window's vectors, and the rest of that output step is
+        advanced with further jumps (:meth:`_advance`).
         """
         p, prop, dt = self.problem, self.prop, self.cfg.time.dt_out
         n_out = len(self.times) - 1
@@ -411,19 +444,25 @@ class TrajectoryRunner:
         n = 0
         while n < n_out:
             m = min(window, n_out - n)
-            states = prop.propagate_many(psi, dt * np.arange(1, m + 1))
+            taus = dt * np.arange(1, m + 1)
+            win = prop.window(psi, taus[-1])
+            states = win.states(taus)
             crossed = next((j for j, st in enumerate(states) if p.norm2(st) <= r), None)
             good = m if crossed is None else crossed
             for j in range(good):
                 self._record(states[j], n + j + 1, acc, weight)
-            if good:
-                psi = states[good - 1]
             n += good
-            if crossed is not None:
-                psi, r, nj = self._interval(psi, r, rng)
-                jumps += nj
-                n += 1
-                self._record(psi, n, acc, weight)
+            if crossed is None:
+                psi = states[-1]
+                continue
+            lo = taus[crossed - 1] if crossed else 0.0
+            psi, tau = self._jump_in(win, lo, taus[crossed], r, rng)
+            jumps += 1
+            r = rng.random()
+            psi, r, nj = self._advance(psi, taus[crossed] - tau, r, rng)
+            jumps += nj
+            n += 1
+            self._record(psi, n, acc, weight)
         return jumps
 
     def run_trajectory(self, index: int) -> int:
@@ -502,17 +541,18 @@ def run_open(cfg: JobConfig, world=None, log=sys.stderr, checkpointer=None, stop
             "k_values": np.array(cfg.observables.k_values, dtype=float),
             "seed": tr.seed, "invariant_tolerance": cfg.numerics.invariant_tolerance,
             "hopping": cfg.chain.hopping}
-    # the bootstrap bands (the costly part of the observables) on every rank
-    shared = sums if world.rank == 0 else runner.sums
-    if world.size > 1:
-        shared.batch = np.ascontiguousarray(shared.batch)
-        shared.batch_count = np.ascontiguousarray(shared.batch_count)
-        world.Bcast(shared.batch, root=0)
-        world.Bcast(shared.batch_count, root=0)
-    bands = bootstrap_bands(shared, meta["positions"], meta["k_values"], tr.seed, comm=world)
+    bands = None
+    if tr.bands:  # the bootstrap bands (the costly part of the observables) on every rank
+        shared = sums if world.rank == 0 else runner.sums
+        if world.size > 1:
+            shared.batch = np.ascontiguousarray(shared.batch)
+            shared.batch_count = np.ascontiguousarray(shared.batch_count)
+            world.Bcast(shared.batch, root=0)
+            world.Bcast(shared.batch_count, root=0)
+        bands = bootstrap_bands(shared, meta["positions"], meta["k_values"], tr.seed, comm=world)
     if world.rank != 0:
         return None
-    ds = to_dataset(sums, meta, bands=bands)
+    ds = to_dataset(sums, meta, bands=bands if tr.bands else False)
     ds["jumps_per_spin"] = (("spin",), jumps, {"units": "1", "long_name": "quantum jumps of L_i, all trajectories"})
     ds.attrs.update({
         "integrator": "chebyshev (non-Hermitian, H_eff)",
@@ -526,5 +566,5 @@ def run_open(cfg: JobConfig, world=None, log=sys.stderr, checkpointer=None, stop
     return ds
 
 
-__all__ = ["OpenProblem", "EffectivePropagator", "TrajectoryRunner", "run_open",
+__all__ = ["OpenProblem", "EffectivePropagator", "ChebyshevWindow", "TrajectoryRunner", "run_open",
            "bernstein_rho", "growth_coefficients", "pack_hermitian", "N_BATCHES"]
