@@ -32,7 +32,7 @@ def dense_matrix(shell: HamiltonianShell) -> np.ndarray:
 
 
 @pytest.mark.parametrize("n_p,n_a,M", [(4, 4, 1), (4, 4, -1), (3, 2, 2), (2, 0, -1), (0, 3, -2)])
-def test_fused_apply_and_chebyshev_term_match_numpy(n_p, n_a, M):
+def test_fused_apply_and_chebyshev_term_match_numpy(n_p, n_a, M, kernel_threads):
     cfg = load_config({"chain": {"n_sites": 30}, "layers": {"n_p": n_p, "n_a": n_a, "fm_p_start": 5,
                                                              "spacer": 3}})
     model = Model.from_config(cfg)
@@ -41,6 +41,7 @@ def test_fused_apply_and_chebyshev_term_match_numpy(n_p, n_a, M):
     shape = shell.local_shape
     cur, prev, acc = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape) for _ in range(3))
     out_f, out_n = np.empty_like(cur), np.empty_like(cur)
+    assert kernels._THREADS == min(kernel_threads, kernels.numba.config.NUMBA_NUM_THREADS)
     shell.apply(cur, out_f)
     shell.apply_numpy(cur, out_n)
     np.testing.assert_allclose(out_f, out_n, atol=1e-13)
@@ -57,7 +58,18 @@ def test_fused_apply_and_chebyshev_term_match_numpy(n_p, n_a, M):
     np.testing.assert_allclose(acc, want_acc, atol=1e-13)
 
 
-def test_spin_term_and_separate_output_match_numpy():
+@pytest.fixture(params=[1, 2], ids=["serial", "threads2"])
+def kernel_threads(request, monkeypatch):
+    """Run with the serial kernels and with the prange ones (2 threads; every shell
+    calls set_threads() from SPINVALVE_THREADS), then restore."""
+    monkeypatch.setenv("SPINVALVE_THREADS", str(request.param))
+    kernels.set_threads()
+    yield request.param
+    monkeypatch.delenv("SPINVALVE_THREADS")
+    kernels.set_threads()
+
+
+def test_spin_term_and_separate_output_match_numpy(kernel_threads):
     """H + 1 (x) K with a complex K (the open system's -(i/2) Gamma): fused pass vs numpy path,
     with the Chebyshev output in a separate array and without accumulation."""
     import scipy.sparse as sp
