@@ -167,3 +167,22 @@ def test_negativity_stride_skips_only_the_negativity():
     np.testing.assert_array_equal(np.isnan(sparse.log_negativity.values), [False, True, True] * 2 + [False])
     np.testing.assert_allclose(sparse.log_negativity[::3], full.log_negativity[::3], atol=1e-14)
     np.testing.assert_allclose(sparse.entropy_pa, full.entropy_pa, atol=1e-14)
+
+
+def test_members_hold_no_work_vectors_between_steps():
+    """Between steps (while the engine measures) a member holds its state alone: the
+    Chebyshev step's two work vectors exist only during the step (numpy allocations are
+    traced by tracemalloc)."""
+    import tracemalloc
+    eng = Engine(small_config(4, 4, L=201, p0=90, t_end=2.0))
+    state = eng.states[0].local.nbytes            # 2.5 MB per member here
+    eng.step()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        eng.step()
+        now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert now - before < 0.1 * state                   # nothing state-sized kept
+    assert peak - before >= 1.9 * state                 # two work vectors during the step

@@ -120,20 +120,15 @@ class ChebyshevPropagator:
         self.dt = dt / self.n_sub
         self.coef = chebyshev_coefficients(self.b * self.dt / HBAR, numerics.tolerance / self.n_sub)
         self.phase = np.exp(-1j * self.a * self.dt / HBAR)
-        self._w = [np.empty(shell.local_shape, complex) for _ in range(2)]
 
     @property
     def n_terms(self) -> int:
         return len(self.coef)
 
-    def scratch(self) -> np.ndarray:
-        """A local-shape work array that is free between steps."""
-        return self._w[0]
-
-    def _substep(self, psi: np.ndarray) -> None:
+    def _substep(self, psi: np.ndarray, work: list[np.ndarray]) -> None:
         """psi <- exp(-i H dt/hbar) psi in place; psi doubles as the first recursion buffer."""
         shell, a, c = self.shell, self.a, self.coef
-        prev, (cur, acc) = psi, self._w
+        prev, (cur, acc) = psi, work
         np.multiply(prev, c[0], out=acc)
         shell.apply(prev, cur)                # T_1 = (H - a) psi / b
         axpy(-a, prev, cur)                   # in place: no state-sized temporaries
@@ -147,8 +142,12 @@ class ChebyshevPropagator:
 
     def step(self, vec) -> None:
         psi = vec.array.reshape(self.shell.local_shape)
+        # two work vectors for this step only: between steps (while the engine measures) a
+        # member holds its state alone (10+10: 2.1 GiB less per rank at the measurement)
+        work = [np.empty_like(psi) for _ in range(2)]
         for _ in range(self.n_sub):
-            self._substep(psi)
+            self._substep(psi, work)
+        del work
         if not np.all(np.isfinite(psi)):
             raise PropagationError("Chebyshev step produced non-finite amplitudes")
 
@@ -169,10 +168,6 @@ class KrylovPropagator:
         self.mfn.setOptionsPrefix("krylov_")
         self.mfn.setFromOptions()
         self._out = mat.createVecLeft()
-        self._shape = shell.local_shape
-
-    def scratch(self) -> np.ndarray:
-        return self._out.array.reshape(self._shape)
 
     def step(self, vec) -> None:
         self.mfn.solve(vec, self._out)
@@ -200,10 +195,6 @@ class RK4Propagator:
         ts.setOptionsPrefix("rk4_")
         ts.setFromOptions()
         self.ts = ts
-        self._scratch = np.empty(shell.local_shape, complex)
-
-    def scratch(self) -> np.ndarray:
-        return self._scratch
 
     def _rhs(self, ts, t, u, f) -> None:
         self.mat.mult(u, f)

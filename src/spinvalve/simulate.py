@@ -142,10 +142,11 @@ class Engine:
         scal = np.zeros(3)  # norm, energy, s^z_e
         for st in self.states:
             w, psi, sec = st.member.weight, st.local, st.shell.sector
-            hpsi = st.propagator.scratch()  # a work buffer of the propagator, free between steps
+            hpsi = np.empty_like(psi)       # freed before the rho_FM factors are gathered
             st.shell.apply(psi, hpsi)
             scal[0] += w * np.vdot(psi, psi).real
             scal[1] += w * np.vdot(psi, hpsi).real
+            del hpsi
             for e_up, block, sl in sec.iter_parts():
                 amp = psi[sl]
                 scal[2] += (1 if e_up else -1) * w * np.vdot(amp, amp).real
@@ -317,8 +318,9 @@ class Engine:
 def estimate_memory_gb(cfg: JobConfig) -> float:
     """Upper estimate of the state vectors' memory (GB) of a closed-system job, all ranks.
 
-    Members (2 at T = 0, at most 2^(N+1) for a Gibbs ensemble) plus the three work
-    vectors of the Chebyshev step and the measurement, each L x sector dimension.
+    Members (2 at T = 0, at most 2^(N+1) for a Gibbs ensemble) plus three work
+    vectors (two during a Chebyshev step, H psi during the measurement; each exists
+    only then), each L x sector dimension.
     """
     from .basis import SpinLayers, sector_of
     lay = SpinLayers(cfg.layers.n_p, cfg.layers.n_a)
