@@ -88,3 +88,23 @@ def test_negativity_blocks_are_those_of_the_reference(monkeypatch, two_stage, n_
     for q, v in want.items():
         assert got_ref_labels.get(q, 0.0) == pytest.approx(v, abs=1e-10)
     assert e_n == pytest.approx(np.log(sum(want.values())), abs=1e-10)
+
+
+def test_wide_factors_are_compressed_exactly():
+    """Parts with more columns than configurations (a Gibbs ensemble) leave an n_K x rank
+    factor with the same rho_K = sum_parts w A A^dag."""
+    layers = SpinLayers(3, 2)
+    rng = np.random.default_rng(5)
+    parts, want = [], {}
+    for K, width, w in ((2, 40, 0.3), (2, 25, 0.5), (3, 4, 0.2), (5, 7, 1.0)):
+        n = layers.block(K).size
+        amp = rng.standard_normal((n, width)) + 1j * rng.standard_normal((n, width))
+        parts.append((K, w, amp))
+        want[K] = want.get(K, 0) + w * amp @ amp.conj().T
+    rho = reduced.BlockDensityMatrix.from_parts(layers, parts)
+    for K, block in want.items():
+        n, r = rho.factors[K].shape
+        assert r <= n
+        f = rho.factors[K]
+        np.testing.assert_allclose(f @ f.conj().T, block, atol=1e-12 * np.abs(block).max())
+    assert rho.factors[3].shape[1] == 4                  # narrow factors stay as they are

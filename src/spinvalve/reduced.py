@@ -64,7 +64,27 @@ class BlockDensityMatrix:
             fill(n, factors[K], col[K])
             factors[K][:, col[K]:col[K] + shape[1]] *= np.sqrt(w)
             col[K] += shape[1]
-        return cls(layers, factors)
+        rho = cls(layers, factors)
+        for K in factors:
+            rho._compress(K)
+        return rho
+
+    def _compress(self, K: int) -> None:
+        """Replace a factor wider than tall (n_K x r, r > n_K) by an n_K x rank one.
+
+        Every observable depends on rho_K = F F^dag only, so F' = U sqrt(p) from
+        rho_K = U p U^dag is exact (to rounding); later products over the columns
+        get r / n_K times cheaper (a Gibbs ensemble: r = members x sites x 2).
+        The dense block formed on the way is kept in the cache of :meth:`dense`.
+        """
+        f = self.factors[K]
+        n, r = f.shape
+        if r <= n or n > DENSE_LIMIT:
+            return
+        rho_k = self.dense(K)
+        p, u = np.linalg.eigh(0.5 * (rho_k + rho_k.conj().T))
+        keep = p > 0
+        self.factors[K] = u[:, keep] * np.sqrt(p[keep])
 
     @classmethod
     def gather(cls, layers: SpinLayers, parts: list[tuple[int, float, np.ndarray]], comm,
