@@ -237,3 +237,22 @@ def test_rank_count_does_not_change_results(tmp_path):
         for side in ("lower", "upper"):
             got, want = two[f"{name}_{side}"].values, one[f"{name}_{side}"].values
             assert np.abs(got - want).max() < 1e-12, (name, side)
+
+
+def test_jump_search_leaves_no_window_alive():
+    """The root search must not pin a window's recursion vectors in a reference cycle
+    (scipy's brentq wraps f in a self-referencing closure): with the cyclic collector
+    off, no window survives a trajectory with jumps."""
+    import gc
+    from spinvalve.opensystem.trajectories import ChebyshevWindow
+    runner = TrajectoryRunner(open_config(gamma=0.05, count=4))
+    gc.collect()
+    gc.disable()
+    try:
+        for i in range(4):
+            runner.run_trajectory(i)
+        alive = [o for o in gc.get_objects() if isinstance(o, ChebyshevWindow)]
+    finally:
+        gc.enable()
+    assert runner.n_jumps.sum() > 0
+    assert not alive
