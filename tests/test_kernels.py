@@ -102,6 +102,8 @@ def test_spin_term_and_separate_output_match_numpy(kernel_threads):
     shell.chebyshev_term(cur, prev, acc, ck, a, s)
     np.testing.assert_allclose(prev, want, atol=1e-13)
     np.testing.assert_allclose(acc, acc0 + ck * want, atol=1e-13)
+    with pytest.raises(ValueError, match="in place"):
+        shell.chebyshev_term(cur, prev, acc, ck, a, s, out=out)
 
 
 def test_spectral_bounds_contain_the_spectrum():

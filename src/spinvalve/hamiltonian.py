@@ -270,7 +270,8 @@ class HamiltonianShell:
                        ck: complex, a: float, s: float, out: np.ndarray | None = None) -> None:
         """out <- s (H - a) cur - prev, then acc += ck out (one fused pass when compiled).
 
-        ``out`` defaults to ``prev`` (in place); ``acc=None`` skips the accumulation.
+        ``out`` defaults to ``prev`` (in place; required with an accumulation);
+        ``acc=None`` skips the accumulation.
         """
         out = prev if out is None else out
         if self.fused:

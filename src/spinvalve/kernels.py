@@ -157,24 +157,22 @@ if HAVE_NUMBA:
         return True
 
     @njit(**_jit)
-    def _cheb_row(cf, pf, of, af, r, h, t, live, cr, ci, accumulate, s, sa, gamma, indptr, indices,
-                  data, fm_cols, sd_diag, sd_partner, j_flip, kptr, kidx, kre, kim, lo, hi,
-                  has_lo, has_hi):
-        """out[r] = s (H - a) cur[r] - prev[r] (out may be prev); acc[r] += ck out[r]."""
-        if _h_row_is_zero(r, live, indptr, indices, sd_partner, kptr, kidx, lo, hi, has_lo, has_hi):
-            if _row_is_zero(pf, r):
-                orow = of[r]
-                for x in range(orow.shape[0]):  # no-op when out is prev
-                    orow[x] = 0.0
-                return
-            for x in range(h.shape[0]):
-                h[x] = 0.0
-        else:
-            _h_row(cf, r, h, s, sa, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
-                   j_flip, lo, hi, has_lo, has_hi)
-            if kptr[r + 1] > kptr[r]:
-                _k_row(cf, r, h, t, s, kptr, kidx, kre, kim)
-        pr, orow, ar = pf[r], of[r], af[r]
+    def _cheb_zero_row(pf, of, r, h):
+        """A row whose H-part vanishes: True if out[r] is final (prev[r] = 0 too)."""
+        if _row_is_zero(pf, r):
+            orow = of[r]
+            for x in range(orow.shape[0]):  # no-op when out is prev
+                orow[x] = 0.0
+            return True
+        for x in range(h.shape[0]):
+            h[x] = 0.0
+        return False
+
+    @njit(**_jit)
+    def _cheb_store(h, pr, orow, ar, cr, ci, accumulate):
+        """out = h - prev (entries below TINY set to zero); acc += ck out.
+
+        With ``accumulate`` in place (out is prev): the closed-system pass."""
         if accumulate:
             for x in range(0, h.shape[0], 2):
                 re = h[x] - pr[x]
@@ -183,14 +181,43 @@ if HAVE_NUMBA:
                     re = 0.0
                 if abs(im) < TINY:
                     im = 0.0
-                orow[x] = re
-                orow[x + 1] = im
+                pr[x] = re
+                pr[x + 1] = im
                 ar[x] += cr * re - ci * im
                 ar[x + 1] += cr * im + ci * re
         else:
             for x in range(h.shape[0]):
                 v = h[x] - pr[x]
                 orow[x] = 0.0 if abs(v) < TINY else v
+
+    @njit(**_jit)
+    def _cheb_row(cf, pf, of, af, r, h, t, live, cr, ci, accumulate, s, sa, gamma, indptr, indices,
+                  data, fm_cols, sd_diag, sd_partner, j_flip, kptr, kidx, kre, kim, lo, hi,
+                  has_lo, has_hi):
+        """out[r] = s (H - a) cur[r] - prev[r]; with ``accumulate`` in place (out is prev)
+        and acc[r] += ck out[r]. H alone: kept free of the spin-term call, which costs
+        the closed-system pass about 7% even when K is empty (compiler inlining)."""
+        if _h_row_is_zero(r, live, indptr, indices, sd_partner, kptr, kidx, lo, hi, has_lo, has_hi):
+            if _cheb_zero_row(pf, of, r, h):
+                return
+        else:
+            _h_row(cf, r, h, s, sa, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
+                   j_flip, lo, hi, has_lo, has_hi)
+        _cheb_store(h, pf[r], of[r], af[r], cr, ci, accumulate)
+
+    @njit(**_jit)
+    def _cheb_row_k(cf, pf, of, af, r, h, t, live, cr, ci, accumulate, s, sa, gamma, indptr,
+                    indices, data, fm_cols, sd_diag, sd_partner, j_flip, kptr, kidx, kre, kim, lo,
+                    hi, has_lo, has_hi):
+        """:func:`_cheb_row` for H + 1 (x) K (open systems)."""
+        if _h_row_is_zero(r, live, indptr, indices, sd_partner, kptr, kidx, lo, hi, has_lo, has_hi):
+            if _cheb_zero_row(pf, of, r, h):
+                return
+        else:
+            _h_row(cf, r, h, s, sa, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
+                   j_flip, lo, hi, has_lo, has_hi)
+            _k_row(cf, r, h, t, s, kptr, kidx, kre, kim)
+        _cheb_store(h, pf[r], of[r], af[r], cr, ci, accumulate)
 
     @njit(**_jit)
     def _apply_row(cf, of, r, t, live, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
@@ -235,6 +262,12 @@ if HAVE_NUMBA:
         of, af = out.view(np.float64), acc.view(np.float64)
         h, t = np.empty(cf.shape[1]), np.empty(cf.shape[1])
         live = _live_rows(cf)
+        if kidx.shape[0]:
+            for r in range(cf.shape[0]):
+                _cheb_row_k(cf, pf, of, af, r, h, t, live, ck.real, ck.imag, accumulate, s, s * a,
+                            gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner, j_flip,
+                            kptr, kidx, kre, kim, lo, hi, has_lo, has_hi)
+            return
         for r in range(cf.shape[0]):
             _cheb_row(cf, pf, of, af, r, h, t, live, ck.real, ck.imag, accumulate, s, s * a, gamma,
                       indptr, indices, data, fm_cols, sd_diag, sd_partner, j_flip, kptr, kidx,
@@ -249,8 +282,14 @@ if HAVE_NUMBA:
         live = np.empty(cf.shape[0], dtype=np.bool_)
         for r in prange(cf.shape[0]):
             live[r] = not _row_is_zero(cf, r)
+        with_k = kidx.shape[0] > 0
         for r in prange(cf.shape[0]):
             h, t = np.empty(cf.shape[1]), np.empty(cf.shape[1])
+            if with_k:
+                _cheb_row_k(cf, pf, of, af, r, h, t, live, ck.real, ck.imag, accumulate, s, s * a,
+                            gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner, j_flip,
+                            kptr, kidx, kre, kim, lo, hi, has_lo, has_hi)
+                continue
             _cheb_row(cf, pf, of, af, r, h, t, live, ck.real, ck.imag, accumulate, s, s * a, gamma,
                       indptr, indices, data, fm_cols, sd_diag, sd_partner, j_flip, kptr, kidx,
                       kre, kim, lo, hi, has_lo, has_hi)
@@ -266,9 +305,14 @@ def apply_fused(cur, out, gamma, indptr, indices, data, fm_cols, sd_diag, sd_par
 
 def chebyshev_fused(cur, prev, out, acc, ck, a, s, gamma, indptr, indices, data, fm_cols,
                     sd_diag, sd_partner, j_flip, kptr, kidx, kre, kim, lo, hi, has_lo, has_hi):
-    """out <- s (H - a) cur - prev (out may be prev);  acc += ck * out unless acc is None (one pass)."""
+    """out <- s (H - a) cur - prev;  acc += ck * out unless acc is None (one pass).
+
+    With an accumulation the update is in place (out must be prev): the closed-system
+    recursion, whose inner loop then touches two arrays only."""
     kern = _cheb_serial if _THREADS == 1 else _cheb_parallel
     accumulate = acc is not None
+    if accumulate and out is not prev:
+        raise ValueError("chebyshev_fused: accumulating into acc needs out = prev (in place)")
     kern(cur, prev, out, acc if accumulate else out, complex(ck), accumulate, float(a), float(s),
          gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner, j_flip, kptr, kidx, kre, kim,
          lo, hi, has_lo, has_hi)

@@ -53,7 +53,7 @@ from ..basis import SpinSpace
 from ..config import ConfigError, JobConfig, Trajectories
 from ..ensemble import packet
 from ..hamiltonian import HamiltonianShell, Model
-from ..propagate import PropagationError
+from ..propagate import PropagationError, axpy
 from .bands import (N_BATCHES, TrajectorySums, band_time_indices, bootstrap_bands, pack_hermitian,
                     to_dataset)
 from .ule import JumpOperators, jump_operators
@@ -235,7 +235,8 @@ class EffectivePropagator:
         shell, a, b = self.shell, self.a, self.b
         prev, (cur, acc) = psi, self._w
         np.multiply(prev, c[0], out=acc)
-        shell.chebyshev_term(prev, self._zero, acc, c[1], a, 1.0 / b, out=cur)  # T_1
+        shell.chebyshev_term(prev, self._zero, None, 0.0, a, 1.0 / b, out=cur)  # T_1
+        axpy(c[1], cur, acc)
         s = 2.0 / b
         for ck in c[2:]:                           # T_{k+1} = s (H_eff - a) T_k - T_{k-1}
             shell.chebyshev_term(cur, prev, acc, ck, a, s)
