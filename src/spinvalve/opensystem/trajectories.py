@@ -53,7 +53,7 @@ from ..basis import SpinSpace
 from ..config import ConfigError, JobConfig, Trajectories
 from ..ensemble import packet
 from ..hamiltonian import HamiltonianShell, Model
-from ..propagate import PropagationError, axpy
+from ..propagate import PropagationError
 from .bands import (N_BATCHES, TrajectorySums, band_time_indices, bootstrap_bands, pack_hermitian,
                     to_dataset)
 from .ule import JumpOperators, jump_operators
@@ -138,13 +138,6 @@ class OpenProblem:
         """The state as t[e, c_a, c_p, x] (a copy)."""
         return psi[self.rows].reshape(2, self.da, self.dp, psi.shape[1])
 
-    def apply_decay(self, psi: np.ndarray) -> np.ndarray:
-        """Gamma_tot psi (a new array; Gamma_p (x) 1 + 1 (x) Gamma_a on every site, both e).
-
-        The propagation does not call it: the shell applies H_eff in one pass.
-        """
-        return self.decay_csr @ psi
-
     def apply_jump(self, i: int, psi: np.ndarray) -> np.ndarray:
         """L_i psi (a new array)."""
         t = self.bits(psi)
@@ -194,7 +187,8 @@ def growth_coefficients(z: float, tol: float, rho: float) -> np.ndarray:
 
 
 class EffectivePropagator:
-    """psi <- exp(-i H_eff tau / hbar) psi for any tau (non-Hermitian Chebyshev)."""
+    """exp(-i H_eff tau / hbar) psi by the non-Hermitian Chebyshev expansion, in windows
+    of one recursion each (:meth:`window`; longer spans: :meth:`TrajectoryRunner._advance`)."""
 
     def __init__(self, problem: OpenProblem, tolerance: float):
         self.problem = problem
@@ -204,45 +198,9 @@ class EffectivePropagator:
         self.b = 0.5 * (hi - lo) * (1 + 1e-6) + 1e-12
         self.rho = bernstein_rho(0.5 * problem.max_decay / self.b)
         self.tolerance = tolerance
-        self._w = [np.empty(problem.local_shape, complex) for _ in range(2)]
         self._zero = np.zeros(problem.local_shape, complex)
-        self._cache: dict[float, tuple[int, np.ndarray, complex]] = {}
         self._coef_cache: dict[float, np.ndarray] = {}
         self.n_terms = 0
-
-    def _plan(self, tau: float) -> tuple[int, np.ndarray, complex]:
-        plan = self._cache.get(tau)
-        if plan is None:
-            n_sub = max(1, math.ceil(self.b * tau / HBAR / 100.0))
-            dt = tau / n_sub
-            coef = growth_coefficients(self.b * dt / HBAR, self.tolerance / n_sub, self.rho)
-            plan = (n_sub, coef, np.exp(-1j * self.a * dt / HBAR))
-            if len(self._cache) < 64:
-                self._cache[tau] = plan
-        return plan
-
-    def propagate(self, psi: np.ndarray, tau: float) -> None:
-        """psi <- exp(-i H_eff tau / hbar) psi in place."""
-        if tau <= 0:
-            return
-        n_sub, coef, phase = self._plan(tau)
-        for _ in range(n_sub):
-            self._substep(psi, coef, phase)
-        if not np.all(np.isfinite(psi)):
-            raise PropagationError("non-Hermitian Chebyshev step produced non-finite amplitudes")
-
-    def _substep(self, psi: np.ndarray, c: np.ndarray, phase: complex) -> None:
-        shell, a, b = self.shell, self.a, self.b
-        prev, (cur, acc) = psi, self._w
-        np.multiply(prev, c[0], out=acc)
-        shell.chebyshev_term(prev, self._zero, None, 0.0, a, 1.0 / b, out=cur)  # T_1
-        axpy(c[1], cur, acc)
-        s = 2.0 / b
-        for ck in c[2:]:                           # T_{k+1} = s (H_eff - a) T_k - T_{k-1}
-            shell.chebyshev_term(cur, prev, acc, ck, a, s)
-            prev, cur = cur, prev
-        self.n_terms += len(c)
-        np.multiply(acc, phase, out=psi)
 
     def _coefficients(self, tau: float) -> np.ndarray:
         c = self._coef_cache.get(tau)
