@@ -25,6 +25,13 @@ from .basis import SpinLayers
 DENSE_LIMIT = 2048
 
 
+def _gram_factor(r: np.ndarray) -> np.ndarray:
+    """F with F F^dag = r for a Hermitian positive (semi)definite block: U sqrt(p) on p > 0."""
+    p, u = np.linalg.eigh(0.5 * (r + r.conj().T))
+    keep = p > 0
+    return u[:, keep] * np.sqrt(p[keep])
+
+
 @dataclass
 class BlockDensityMatrix:
     layers: SpinLayers
@@ -81,10 +88,7 @@ class BlockDensityMatrix:
         n, r = f.shape
         if r <= n or n > DENSE_LIMIT:
             return
-        rho_k = self.dense(K)
-        p, u = np.linalg.eigh(0.5 * (rho_k + rho_k.conj().T))
-        keep = p > 0
-        self.factors[K] = u[:, keep] * np.sqrt(p[keep])
+        self.factors[K] = _gram_factor(self.dense(K))
 
     @classmethod
     def gather(cls, layers: SpinLayers, parts: list[tuple[int, float, np.ndarray]], comm,
@@ -125,12 +129,7 @@ class BlockDensityMatrix:
     @classmethod
     def from_dense_blocks(cls, layers: SpinLayers, blocks: dict[int, np.ndarray]) -> "BlockDensityMatrix":
         """Factor given Hermitian positive blocks (tests, combining ensembles)."""
-        factors = {}
-        for K, r in blocks.items():
-            p, u = np.linalg.eigh(0.5 * (r + r.conj().T))
-            keep = p > 0
-            factors[K] = u[:, keep] * np.sqrt(p[keep])
-        return cls(layers, factors)
+        return cls(layers, {K: _gram_factor(r) for K, r in blocks.items()})
 
     # -- access ---------------------------------------------------------------------
     def items(self):
