@@ -274,22 +274,19 @@ class ChebyshevWindow:
         return c * np.exp(-1j * self.prop.a * tau / HBAR)
 
     def states(self, taus) -> list[np.ndarray]:
-        K = len(self.T)
-        C = np.zeros((len(taus), K), complex)
-        for j, t in enumerate(taus):
-            c = self._row(t)
+        """The states at several times: one product C T over the vectors the longest row needs."""
+        rows = [self._row(t) for t in taus]
+        K = max(len(c) for c in rows)
+        C = np.zeros((len(rows), K), complex)
+        for j, c in enumerate(rows):
             C[j, :len(c)] = c
-        out = (C @ self.T.reshape(K, -1)).reshape((len(taus),) + self.T.shape[1:])
+        out = (C @ self.T[:K].reshape(K, -1)).reshape((len(rows),) + self.T.shape[1:])
         if not np.all(np.isfinite(out)):
             raise PropagationError("non-Hermitian Chebyshev window produced non-finite amplitudes")
         return list(out)
 
     def state(self, tau: float) -> np.ndarray:
-        c = self._row(tau)
-        out = (c @ self.T[:len(c)].reshape(len(c), -1)).reshape(self.T.shape[1:])
-        if not np.all(np.isfinite(out)):
-            raise PropagationError("non-Hermitian Chebyshev window produced non-finite amplitudes")
-        return out
+        return self.states([tau])[0]
 
 
 # ---------------------------------------------------------------------------
