@@ -186,3 +186,105 @@ def test_members_hold_no_work_vectors_between_steps():
         tracemalloc.stop()
     assert now - before < 0.1 * state                   # nothing state-sized kept
     assert peak - before >= 1.9 * state                 # two work vectors during the step
+
+
+# -- measurement paths: overlapped dense reduction, blocking, gathered Gram factors --------
+def gibbs_config(**extra):
+    return small_config(2, 2, t_end=6.0, temperature={"gibbs": 200.0, "weight_cutoff": 1e-3}, **extra)
+
+
+def with_mode(eng: Engine, mode: str) -> Engine:
+    """``overlap`` (default for small blocks), ``blocking`` (dense blocks, rank 0 measures
+    every time) or ``factors`` (rank 0 gathers the Gram factors: the path of large sectors)."""
+    if mode == "factors":
+        eng._offsets = None
+    if mode != "overlap":
+        eng.overlap = False
+    return eng
+
+
+@pytest.mark.parametrize("mode", ["blocking", "factors"])
+def test_measurement_paths_agree(mode):
+    cfg = gibbs_config()
+    base = with_mode(Engine(cfg), "overlap")
+    assert base.overlap, "the small Gibbs job should take the overlapped path"
+    want = base.run(log=None)
+    got = with_mode(Engine(cfg), mode).run(log=None)
+    assert float(want.entropy_pa[-1] - want.entropy_pa[0]) > 1e-4
+    for var in want.data_vars:
+        err = float(np.abs(got[var] - want[var]).max())
+        assert err < 1e-12, f"{mode}: {var} deviates by {err:.2e}"
+
+
+class FailsAt3fs(Engine):
+    """An engine whose invariant check fails from t = 3 fs on (a later, overlapped time)."""
+
+    def check_invariants(self, obs, first, t):
+        if t >= 3.0:
+            from spinvalve.simulate import InvariantError
+            raise InvariantError(f"test drift at t = {t:g} fs")
+
+
+def test_failure_of_an_overlapped_measurement_stops_the_run():
+    from spinvalve.simulate import InvariantError
+    eng = FailsAt3fs(gibbs_config())
+    assert eng.overlap
+    with pytest.raises(InvariantError, match="t = 3 fs"):
+        eng.run(log=None)
+    assert not eng._pending
+
+
+MPI_SCRIPT = """
+import sys
+import numpy as np
+from mpi4py import MPI
+sys.path.insert(0, {tests!r})
+from test_engine import Engine, FailsAt3fs, gibbs_config, with_mode
+from spinvalve.simulate import InvariantError
+world = MPI.COMM_WORLD
+cfg = gibbs_config(numerics={{"ranks_per_member": 1}})
+runs = {{mode: with_mode(Engine(cfg), mode).run(log=None) for mode in ("overlap", "blocking", "factors")}}
+if world.rank == 0:
+    np.savez({out!r}, **{{f"{{mode}}.{{var}}": ds[var].values for mode, ds in runs.items()
+                          for var in ds.data_vars}})
+try:
+    FailsAt3fs(cfg).run(log=None)
+    message = "no error"
+except InvariantError as exc:
+    message = f"InvariantError: {{exc}}"
+with open(f"{out}.rank{{world.rank}}", "w") as fh:  # (stdout of the ranks interleaves)
+    fh.write(message)
+"""
+
+
+@pytest.mark.mpi
+def test_two_ranks_share_the_measurements(tmp_path):
+    """At 2 ranks (members split 1 + 1 groups) the overlapped, blocking and factor paths
+    give the 1-rank result, and an invariant failure found by one rank stops both."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import MPI_ENV, ROOT
+    mpiexec = shutil.which("mpiexec")
+    if mpiexec is None:
+        pytest.skip("mpiexec not found")
+    want = Engine(gibbs_config()).run(log=None)
+    script, out = tmp_path / "run.py", tmp_path / "two.npz"
+    script.write_text(MPI_SCRIPT.format(tests=str(ROOT / "tests"), out=str(out)))
+    env = {**os.environ, **MPI_ENV, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run([mpiexec, "--oversubscribe", "-n", "2", sys.executable, str(script)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    with np.load(out) as two:
+        for mode in ("overlap", "blocking", "factors"):
+            for var in want.data_vars:
+                err = np.abs(two[f"{mode}.{var}"] - want[var].values).max()
+                assert err < 1e-10, f"{mode}: {var} deviates by {err:.2e}"
+    # rank 1 measures t = 3 fs; rank 0 stops with its own failure (t = 4 fs) or the relayed one
+    rank0, rank1 = (Path(f"{out}.rank{r}").read_text() for r in (0, 1))
+    assert rank1 == "InvariantError: test drift at t = 3 fs"
+    assert rank0 in ("InvariantError: test drift at t = 4 fs",
+                     "InvariantError: an invariant drifted (reported by another rank)")

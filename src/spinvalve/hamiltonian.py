@@ -121,7 +121,12 @@ class Model:
 
     # -- spectral bounds -------------------------------------------------------------
     def spectral_bounds(self) -> tuple[float, float]:
-        """Rigorous [E_min, E_max] of H: the sum of the exact ranges of its three terms (Weyl).
+        """Rigorous [E_min, E_max] of H (computed once per model: every member's propagator asks)."""
+        return self._spectral_bounds
+
+    @cached_property
+    def _spectral_bounds(self) -> tuple[float, float]:
+        """The sum of the exact ranges of H's three terms (Weyl).
 
         Hopping: +-2 gamma cos(pi/(L+1)); sd: the values {0, -J_sd, 3 J_sd} of
         P_x (x) (-J_sd s.S); each layer: exact extreme eigenvalues of its XXZ chain.

@@ -128,8 +128,11 @@ class BlockDensityMatrix:
 
     @classmethod
     def from_dense_blocks(cls, layers: SpinLayers, blocks: dict[int, np.ndarray]) -> "BlockDensityMatrix":
-        """Factor given Hermitian positive blocks (tests, combining ensembles)."""
-        return cls(layers, {K: _gram_factor(r) for K, r in blocks.items()})
+        """Factor given Hermitian positive blocks (summed Gram products, tests,
+        combining ensembles); the blocks are kept as the cache of :meth:`dense`."""
+        rho = cls(layers, {K: _gram_factor(r) for K, r in blocks.items()})
+        rho.__dict__["_dense"] = dict(blocks)
+        return rho
 
     # -- access ---------------------------------------------------------------------
     def items(self):

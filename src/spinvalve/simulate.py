@@ -3,21 +3,31 @@
 MPI layout: the world communicator is split into groups of
 ``numerics.ranks_per_member`` ranks (0: one group of all ranks); each group
 evolves its share of the members, each member's state distributed over the
-group's ranks by chain site. At every output time each rank adds the Gram
-products of its local amplitudes to rho_FM's blocks and one world Allreduce
-sums them, so the result does not depend on the split.
+group's ranks by chain site. At every output time each rank contributes the
+amplitudes of its rows to rho_FM's blocks, so the result does not depend on
+the split:
+
+* dense blocks (every block no larger than its Gram factor, e.g. a Gibbs
+  ensemble or 4+4 spins): each rank adds its Gram products, one non-blocking
+  world Allreduce sums them, and the observables of output time n are computed
+  by rank n mod size while the others propagate on. Stop, checkpoint and
+  invariant-failure flags travel in the same reduction, so no rank ever waits
+  for another's observables (``Engine.overlap``).
+* factored blocks (large sectors, e.g. 10+10): rank 0 gathers the amplitudes
+  as Gram factors, computes the observables and broadcasts them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time as wallclock
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from threadpoolctl import threadpool_limits
 
 from . import HBAR, kernels
 from .config import JobConfig
@@ -28,7 +38,7 @@ from .io import provenance, write_dataset
 from .magnons import magnon_probabilities, reachable_configurations, w_state_probability
 from .propagate import make_propagator
 from .qfi import qfi_bound, qfi_exact, sz_moments
-from .reduced import BlockDensityMatrix
+from .reduced import DENSE_LIMIT, BlockDensityMatrix
 from .basis import Sector
 from .checkpoint import Checkpointer, Interrupted, StopFlag
 
@@ -86,6 +96,27 @@ def _max_op():
     return MPI.MAX
 
 
+def MPI_IN_PLACE():
+    from mpi4py import MPI
+    return MPI.IN_PLACE
+
+
+_THREADPOOLS = []
+
+
+def _single_threaded_blas():
+    """Limit BLAS to one thread (the controller is built once: a fresh
+    ``threadpool_limits`` rescans the loaded libraries, 2 ms per call)."""
+    if not _THREADPOOLS:
+        from threadpoolctl import ThreadpoolController
+        _THREADPOOLS.append(ThreadpoolController())
+    return _THREADPOOLS[0].limit(limits=1)
+
+
+# Flags summed into every reduction of an output time (slots of the packed buffer).
+STOP, DUE, FAILED, N_FLAGS = 0, 1, 2, 3
+
+
 def split_groups(world, ranks_per_member: int):
     """Sub-communicator of this rank's group and (group index, number of groups)."""
     size = world.size
@@ -130,39 +161,127 @@ class Engine:
                                                                            phi[shell.x0:shell.x1])
             prop = make_propagator(shell, mat, cfg.time.dt_out, cfg.numerics)
             self.states.append(MemberState(member, shell, vec, prop))
+        self._offsets = self._dense_layout()
+        self.overlap = self._offsets is not None   # False: every measurement blocking (benchmarks)
+        self._pending: deque = deque()   # (index, request, buffer) of reductions in flight
+        self._records: dict[int, dict] = {}  # observables this rank computed (rank 0: all, after a merge)
+        self._failure: InvariantError | None = None
 
     # -- one output time -------------------------------------------------------------
-    def measure(self, index: int = 0) -> dict:
-        """Observables of the ensemble at the current time (identical on every rank).
+    def _parts(self):
+        """(K, weight, amplitudes[c, x]) of this rank's rows, one per member part."""
+        for st in self.states:
+            for _, block, sl in st.shell.sector.iter_parts():
+                yield block.K, st.member.weight, st.local[sl]
 
-        Each rank contributes the amplitudes of its rows (Gram factors of rho_FM's
-        blocks); rank 0 assembles rho_FM, computes the observables and broadcasts them.
-        """
-        parts = []
-        scal = np.zeros(3)  # norm, energy, s^z_e
+    def _scalars(self) -> np.ndarray:
+        """This rank's share of the norm, the energy <H> and <s^z_e>."""
+        scal = np.zeros(3)
         for st in self.states:
             w, psi, sec = st.member.weight, st.local, st.shell.sector
-            hpsi = np.empty_like(psi)       # freed before the rho_FM factors are gathered
+            hpsi = np.empty_like(psi)       # freed before the rho_FM parts are reduced
             st.shell.apply(psi, hpsi)
             scal[0] += w * np.vdot(psi, psi).real
             scal[1] += w * np.vdot(psi, hpsi).real
             del hpsi
-            for e_up, block, sl in sec.iter_parts():
-                amp = psi[sl]
-                scal[2] += (1 if e_up else -1) * w * np.vdot(amp, amp).real
-                parts.append((block.K, w, amp))
-        total = np.empty_like(scal)
-        self.world.Allreduce(scal, total)
-        rho = BlockDensityMatrix.gather(self.model.layers, parts, self.world)
-        obs = self.observables(rho, *total, index=index) if rho is not None else None
-        return self.world.bcast(obs, root=0)
+            for e_up, _, sl in sec.iter_parts():
+                scal[2] += (1 if e_up else -1) * w * np.vdot(psi[sl], psi[sl]).real
+        return scal
+
+    def _dense_layout(self) -> dict[int, int] | None:
+        """Offsets of rho_FM's dense blocks in the packed reduction buffer
+        (flags, scalars, blocks), or None when a block is larger than its Gram
+        factor or than ``DENSE_LIMIT`` (then the factors are gathered)."""
+        width = np.zeros(self.model.n_spins + 1)
+        for K, _, amp in self._parts():
+            width[K] += amp.shape[1]
+        self.world.Allreduce(MPI_IN_PLACE(), width)
+        offsets, off = {}, N_FLAGS + 3
+        for K in np.flatnonzero(width):
+            n = self.model.layers.block(int(K)).size
+            if n > DENSE_LIMIT or n > width[K]:
+                return None
+            offsets[int(K)], off = off, off + n * n
+        self._buffer_size = off
+        return offsets
+
+    def _pack(self, flags) -> np.ndarray:
+        """This rank's flags, scalars and Gram products sum_x w psi psi^dag per block."""
+        buf = np.zeros(self._buffer_size, complex)
+        buf[:N_FLAGS] = flags
+        buf[N_FLAGS:N_FLAGS + 3] = self._scalars()
+        for K, w, amp in self._parts():
+            n = amp.shape[0]
+            off = self._offsets[K]
+            buf[off:off + n * n].reshape(n, n)[...] += w * (amp @ amp.conj().T)
+        return buf
+
+    def _unpack(self, buf: np.ndarray) -> tuple[BlockDensityMatrix, np.ndarray]:
+        blocks = {}
+        for K, off in self._offsets.items():
+            n = self.model.layers.block(K).size
+            blocks[K] = buf[off:off + n * n].reshape(n, n).copy()
+        rho = BlockDensityMatrix.from_dense_blocks(self.model.layers, blocks)
+        return rho, buf[N_FLAGS:N_FLAGS + 3].real.copy()
+
+    def measure(self, index: int = 0, flags=(0, 0, 0)) -> tuple[dict, np.ndarray]:
+        """Observables of the ensemble at the current time (identical on every rank)
+        and the flags summed over the ranks (blocking)."""
+        if self._offsets is not None:
+            buf = self._pack(flags)
+            self.world.Allreduce(MPI_IN_PLACE(), buf)
+            obs = None
+            if self.world.rank == 0:
+                rho, scal = self._unpack(buf)
+                obs = self.observables(rho, *scal, index=index)
+            return self.world.bcast(obs, root=0), buf[:N_FLAGS].real
+        scal = self._scalars()
+        total = np.empty(3 + N_FLAGS)
+        self.world.Allreduce(np.concatenate([scal, flags]), total)
+        rho = BlockDensityMatrix.gather(self.model.layers, list(self._parts()), self.world)
+        obs = self.observables(rho, *total[:3], index=index) if rho is not None else None
+        return self.world.bcast(obs, root=0), total[3:]
+
+    def _post(self, index: int, flags) -> None:
+        """Start the reduction of output time ``index`` (observables later, on rank index mod size)."""
+        buf = self._pack(flags)
+        self._pending.append((index, self.world.Iallreduce(MPI_IN_PLACE(), buf), buf))
+
+    def _complete(self, first: dict) -> np.ndarray:
+        """Finish the oldest reduction in flight; its root computes and checks the
+        observables. Returns the flags summed over the ranks."""
+        index, request, buf = self._pending.popleft()
+        request.Wait()
+        if index % self.world.size == self.world.rank:
+            rho, scal = self._unpack(buf)
+            obs = self.observables(rho, *scal, index=index)
+            self._records[index] = obs
+            try:
+                self.check_invariants(obs, first, index * self.cfg.time.dt_out)
+            except InvariantError as exc:
+                self._failure = self._failure or exc
+        return buf[:N_FLAGS].real
+
+    def _drain(self, first: dict) -> None:
+        """Finish every reduction in flight; raise on every rank if any rank's check failed."""
+        while self._pending:
+            self._complete(first)
+        if self.world.allreduce(int(self._failure is not None)):
+            raise self._failure or InvariantError("an invariant drifted (reported by another rank)")
+
+    def _merged_records(self) -> list[dict]:
+        """Every rank's records, in time order, on every rank (they are small)."""
+        parts = self.world.allgather(self._records)
+        merged = {n: obs for part in parts for n, obs in part.items()}
+        self._records = merged if self.world.rank == 0 else {}
+        return [merged[n] for n in sorted(merged)]
 
     def observables(self, rho: BlockDensityMatrix, norm: float, energy: float, sz_e: float,
                     index: int = 0) -> dict:
         """All observables of one time; small blocks run with single-threaded BLAS
         (many small calls are several times slower with threads competing)."""
         small = max((min(f.shape) for f in rho.factors.values()), default=0) < 1000
-        with threadpool_limits(1 if small else None):
+        with _single_threaded_blas() if small else contextlib.nullcontext():
             return self._observables(rho, norm, energy, sz_e, index)
 
     def _observables(self, rho: BlockDensityMatrix, norm: float, energy: float, sz_e: float,
@@ -204,11 +323,16 @@ class Engine:
     # -- whole run -------------------------------------------------------------------
     def run(self, log=sys.stderr, checkpointer: Checkpointer | None = None,
             stop: StopFlag | None = None) -> xr.Dataset:
-        """Evolve to t_end recording observables; resume from and write checkpoints."""
+        """Evolve to t_end recording observables; resume from and write checkpoints.
+
+        The first output time is measured blocking on every rank (its values are
+        the reference of the invariant checks); with ``overlap`` every later one
+        is reduced without blocking and measured by rank n mod size one output
+        time later, so the ranks share the observables and never wait for them.
+        """
         cfg = self.cfg
-        n_out = cfg.time.n_out
-        records: list[dict] = []
-        start = 0
+        n_out, dt = cfg.time.n_out, cfg.time.dt_out
+        start, first = 0, None
         if checkpointer is not None:
             saved = checkpointer.load()
             if saved is not None:
@@ -216,31 +340,47 @@ class Engine:
                 del saved
                 for st in self.states:  # pop: no state-sized copy stays referenced for the run
                     st.local[...] = arrays.pop(0)
+                first = records[0]
+                self._records = dict(enumerate(records)) if self.world.rank == 0 else {}
                 if self.world.rank == 0 and log is not None:
-                    print(f"spinvalve: resuming from checkpoint at t = {start * cfg.time.dt_out} fs",
+                    print(f"spinvalve: resuming from checkpoint at t = {start * dt} fs",
                           file=log, flush=True)
         last_ckpt = wallclock.monotonic()
-        progress = Progress(n_out, cfg.time.dt_out, log if self.world.rank == 0 else None)
-        for n in range(start + 1 if records else 0, n_out + 1):
+        progress = Progress(n_out, dt, log if self.world.rank == 0 else None)
+        for n in range(start + 1 if first is not None else 0, n_out + 1):
             if n:
                 t_step = wallclock.monotonic()
                 self.step()
                 self.seconds["propagation"] += wallclock.monotonic() - t_step
             t_obs = wallclock.monotonic()
-            obs = self.measure(n)
+            flags = np.zeros(N_FLAGS)
+            flags[STOP] = stop is not None and stop.raised is not None
+            flags[DUE] = checkpointer is not None and t_obs - last_ckpt > checkpointer.interval
+            flags[FAILED] = self._failure is not None
+            if self.overlap and first is not None:
+                self._post(n, flags)
+                summed = self._complete(first) if len(self._pending) > 1 else np.zeros(N_FLAGS)
+            else:
+                obs, summed = self.measure(n, flags)
+                first = first or obs
+                self.check_invariants(obs, first, n * dt)
+                if self.world.rank == 0:
+                    self._records[n] = obs
             self.seconds["observables"] += wallclock.monotonic() - t_obs
-            self.check_invariants(obs, records[0] if records else obs, n * cfg.time.dt_out)
-            records.append(obs)
             progress.update(n, start)
-            if checkpointer is not None and n < n_out:
-                now = wallclock.monotonic()
-                signalled = self.world.allreduce(int(stop is not None and stop.raised is not None))
-                if signalled or now - last_ckpt > checkpointer.interval:
-                    checkpointer.save(n, records, [st.local for st in self.states])
-                    last_ckpt = now
-                if signalled:
+            if summed[FAILED]:
+                self._drain(first)  # raises on every rank
+            if checkpointer is not None and n < n_out and (summed[STOP] or summed[DUE]):
+                self._drain(first)
+                checkpointer.save(n, self._merged_records(), [st.local for st in self.states])
+                last_ckpt = wallclock.monotonic()
+                if summed[STOP]:
                     raise Interrupted(f"spinvalve: signal received, checkpoint written at "
-                                      f"t = {n * cfg.time.dt_out} fs; rerun the same command to resume")
+                                      f"t = {n * dt} fs; rerun the same command to resume")
+        t_obs = wallclock.monotonic()
+        self._drain(first)
+        records = self._merged_records()
+        self.seconds["observables"] += wallclock.monotonic() - t_obs
         self.seconds = {k: self.world.allreduce(v, op=_max_op()) for k, v in self.seconds.items()}
         return self.dataset(records)
 
