@@ -70,6 +70,12 @@ TINY = 1e-100
 if HAVE_NUMBA:
     _jit = dict(cache=True, fastmath=True, boundscheck=False)
 
+    @njit(cache=True)
+    def _initialise_numba(x):
+        """The first call of any compiled function in a process sets up numba's
+        code generator (0.1-0.3 s); the shells make it at set-up (:func:`set_threads`)."""
+        return x
+
     @njit(**_jit)
     def _h_row(cf, r, h, s, sa, gamma, indptr, indices, data, fm_cols, sd_diag, sd_partner,
                j_flip, lo, hi, has_lo, has_hi):
@@ -324,7 +330,8 @@ def chebyshev_fused(cur, prev, out, acc, ck, a, s, gamma, indptr, indices, data,
 
 
 def set_threads(n: int | None = None) -> None:
-    """Threads of the compiled kernels (default: SPINVALVE_THREADS or 1).
+    """Threads of the compiled kernels (default: SPINVALVE_THREADS or 1); initialises
+    numba's code generator (once per process).
 
     Also sets flush-to-zero for the calling thread when ``SPINVALVE_FTZ=1``.
     """
@@ -333,6 +340,7 @@ def set_threads(n: int | None = None) -> None:
         n = n if n is not None else int(os.environ.get("SPINVALVE_THREADS", "1"))
         _THREADS = max(1, min(n, numba.config.NUMBA_NUM_THREADS))
         numba.set_num_threads(_THREADS)
+        _initialise_numba(0)
     if os.environ.get("SPINVALVE_FTZ", "0") == "1":
         flush_denormals(True)
 
