@@ -209,7 +209,7 @@ def test_plot_option_reruns_plots_only_and_job_change_reruns_its_jobs(local_run)
 @pytest.mark.mpi
 def test_killed_job_leaves_nothing_snakemake_takes_as_complete(tmp_path):
     def edit(c):
-        c["job"]["time"]["t_end"] = 2000.0
+        c["job"]["time"]["t_end"] = 20000.0  # runs minutes; its first progress line comes after 10 s
         c["closed"]["spins_per_layer"] = [2]
         c["figures"]["fig7_spins_per_layer"] = [2]
         for fam in ("gibbs", "bath", "multi_electron"):

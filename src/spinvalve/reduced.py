@@ -42,35 +42,30 @@ class BlockDensityMatrix:
     def from_parts(cls, layers: SpinLayers, parts: list[tuple[int, float, np.ndarray]]
                    ) -> "BlockDensityMatrix":
         """From (K, weight, amplitudes[c, x]) contributions (one per member part)."""
-        return cls._assemble(layers, [(K, w, amp.shape) for K, w, amp in parts],
-                             cls._local_fill(parts))
+        heads = [(K, w, amp.shape) for K, w, amp in parts]
+        factors, cols = cls._allocate(heads)
+        for (K, _, amp), c0 in zip(parts, cols):
+            factors[K][:, c0:c0 + amp.shape[1]] = amp
+        return cls._finish(layers, factors, heads, cols)
 
     @staticmethod
-    def _local_fill(parts):
-        """``fill`` of :meth:`_assemble` for parts held by this process."""
-        def fill(n, factor, c0):
-            amp = parts[n][2]
-            factor[:, c0:c0 + amp.shape[1]] = amp
-        return fill
+    def _allocate(heads: list[tuple[int, float, tuple]]) -> tuple[dict[int, np.ndarray], list[int]]:
+        """Every factor allocated once, and the first column of each part in its factor.
+
+        Parts go straight into their own columns (no intermediate copies: for
+        10+10 a factor takes 1.2 GB)."""
+        rows, width, cols = {}, {}, []
+        for K, _, shape in heads:
+            cols.append(width.get(K, 0))
+            rows[K], width[K] = shape[0], width.get(K, 0) + shape[1]
+        return {K: np.empty((rows[K], width[K]), complex) for K in sorted(width)}, cols
 
     @classmethod
-    def _assemble(cls, layers: SpinLayers, heads: list[tuple[int, float, tuple]], fill
-                  ) -> "BlockDensityMatrix":
-        """Allocate every factor once; ``fill(n, F_K, c0)`` writes part n's amplitudes
-        into columns c0, c0 + 1, ... of its factor.
-
-        Part n goes to its own columns of F_K, scaled by sqrt(w) afterwards; no
-        intermediate copies (for 10+10 a factor takes 1.2 GB).
-        """
-        rows, width = {}, {}
-        for K, _, shape in heads:
-            rows[K], width[K] = shape[0], width.get(K, 0) + shape[1]
-        factors = {K: np.empty((rows[K], width[K]), complex) for K in sorted(width)}
-        col = dict.fromkeys(width, 0)
-        for n, (K, w, shape) in enumerate(heads):
-            fill(n, factors[K], col[K])
-            factors[K][:, col[K]:col[K] + shape[1]] *= np.sqrt(w)
-            col[K] += shape[1]
+    def _finish(cls, layers: SpinLayers, factors: dict[int, np.ndarray],
+                heads: list[tuple[int, float, tuple]], cols: list[int]) -> "BlockDensityMatrix":
+        """Scale every part's columns by sqrt(w) and compress wide factors."""
+        for (K, w, shape), c0 in zip(heads, cols):
+            factors[K][:, c0:c0 + shape[1]] *= np.sqrt(w)
         rho = cls(layers, factors)
         for K in factors:
             rho._compress(K)
@@ -93,38 +88,11 @@ class BlockDensityMatrix:
     @classmethod
     def gather(cls, layers: SpinLayers, parts: list[tuple[int, float, np.ndarray]], comm,
                root: int = 0) -> "BlockDensityMatrix | None":
-        """Collect every rank's parts on ``root`` (None elsewhere).
-
-        The amplitudes travel as typed MPI buffers, part by part: a pickled list
-        of them would exceed MPI's 2 GiB message limit for 10+10 spins. The root
-        receives each part straight into its columns of the preallocated factor
-        (a strided MPI vector type), without an intermediate buffer.
-        """
+        """Collect every rank's parts on ``root`` (None elsewhere), blocking."""
         if comm.size == 1:
             return cls.from_parts(layers, parts)
         heads = comm.gather([(K, w, amp.shape) for K, w, amp in parts], root=root)
-        if comm.rank != root:
-            for n, (_, _, amp) in enumerate(parts):
-                comm.Send(np.ascontiguousarray(amp, dtype=complex), dest=root, tag=n)
-            return None
-        from mpi4py import MPI
-        flat = [(rank, n) for rank, rank_heads in enumerate(heads) for n in range(len(rank_heads))]
-
-        local = cls._local_fill(parts)
-
-        def fill(i, factor, c0):
-            rank, n = flat[i]
-            if rank == root:
-                return local(n, factor, c0)
-            rows, width = heads[rank][n][2]
-            # columns c0 ... c0 + width - 1 of the C-ordered factor: rows blocks at its row stride
-            columns = MPI.DOUBLE_COMPLEX.Create_vector(rows, width, factor.shape[1]).Commit()
-            try:
-                comm.Recv([factor.reshape(-1)[c0:], 1, columns], source=rank, tag=n)
-            finally:
-                columns.Free()
-
-        return cls._assemble(layers, [h for rh in heads for h in rh], fill)
+        return FactorGather(layers, parts, heads, comm, root, copy=False).wait()
 
     @classmethod
     def from_dense_blocks(cls, layers: SpinLayers, blocks: dict[int, np.ndarray]) -> "BlockDensityMatrix":
@@ -224,3 +192,52 @@ class BlockDensityMatrix:
             idx = cp + (ca << n_p)
             rho[np.ix_(idx, idx)] = self.dense(block.K)
         return rho
+
+
+class FactorGather:
+    """Every rank's parts sent to ``root``'s Gram factors, point to point, non-blocking.
+
+    ``heads[rank]`` lists the (K, w, shape) of that rank's parts (needed on the
+    root only). The amplitudes travel as typed MPI buffers, part by part: a
+    pickled list of them would exceed MPI's 2 GiB message limit for 10+10 spins.
+    The root receives each part straight into its columns of the preallocated
+    factor (a strided MPI vector type), without an intermediate buffer. With
+    ``copy`` the other ranks send copies, so their states may change before
+    :meth:`wait` (an overlapped measurement); without, they must not.
+    """
+
+    def __init__(self, layers: SpinLayers, parts: list[tuple[int, float, np.ndarray]], heads,
+                 comm, root: int, copy: bool):
+        from mpi4py import MPI
+        self.layers, self.comm, self.root = layers, comm, root
+        self.requests, self.types, self.buffers = [], [], []
+        if comm.rank != root:
+            for n, (_, _, amp) in enumerate(parts):
+                buf = np.array(amp, dtype=complex, order="C") if copy else np.ascontiguousarray(amp, complex)
+                self.buffers.append(buf)
+                self.requests.append(comm.Isend(buf, dest=root, tag=n))
+            return
+        flat = [(rank, n, head) for rank, rank_heads in enumerate(heads)
+                for n, head in enumerate(rank_heads)]
+        self.heads = [head for _, _, head in flat]
+        self.factors, self.cols = BlockDensityMatrix._allocate(self.heads)
+        for (rank, n, (K, _, (rows, width))), c0 in zip(flat, self.cols):
+            factor = self.factors[K]
+            if rank == root:
+                factor[:, c0:c0 + width] = parts[n][2]
+                continue
+            # columns c0 ... c0 + width - 1 of the C-ordered factor: rows blocks at its row stride
+            columns = MPI.DOUBLE_COMPLEX.Create_vector(rows, width, factor.shape[1]).Commit()
+            self.types.append(columns)
+            self.requests.append(comm.Irecv([factor.reshape(-1)[c0:], 1, columns], source=rank, tag=n))
+
+    def wait(self) -> BlockDensityMatrix | None:
+        """Complete the transfer; rho_FM on the root, None elsewhere."""
+        from mpi4py import MPI
+        MPI.Request.Waitall(self.requests)
+        for columns in self.types:
+            columns.Free()
+        self.requests, self.types, self.buffers = [], [], []
+        if self.comm.rank != self.root:
+            return None
+        return BlockDensityMatrix._finish(self.layers, self.factors, self.heads, self.cols)
