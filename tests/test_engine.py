@@ -193,23 +193,31 @@ def gibbs_config(**extra):
     return small_config(2, 2, t_end=6.0, temperature={"gibbs": 200.0, "weight_cutoff": 1e-3}, **extra)
 
 
-def with_mode(eng: Engine, mode: str) -> Engine:
-    """``overlap`` (default for small blocks), ``blocking`` (dense blocks, rank 0 measures
-    every time) or ``factors`` (rank 0 gathers the Gram factors: the path of large sectors)."""
-    if mode == "factors":
-        eng._offsets = None
-    if mode != "overlap":
-        eng.overlap = False
+MODES = ("overlap", "blocking", "factors", "factors-overlap")
+
+
+def engine(cfg, mode: str) -> Engine:
+    """``overlap`` (dense blocks measured in turn: the default for small blocks),
+    ``blocking`` (dense blocks, rank 0 measures every time), ``factors`` (rank 0
+    gathers the Gram factors: the path of large sectors) or ``factors-overlap``
+    (Gram factors gathered without blocking, measured in turn)."""
+    import spinvalve.simulate as simulate
+    limit = simulate.DENSE_LIMIT
+    simulate.DENSE_LIMIT = 0 if mode.startswith("factors") else limit
+    try:
+        eng = Engine(cfg)
+    finally:
+        simulate.DENSE_LIMIT = limit
+    eng.overlap = mode.endswith("overlap")
     return eng
 
 
-@pytest.mark.parametrize("mode", ["blocking", "factors"])
+@pytest.mark.parametrize("mode", MODES[1:])
 def test_measurement_paths_agree(mode):
     cfg = gibbs_config()
-    base = with_mode(Engine(cfg), "overlap")
-    assert base.overlap, "the small Gibbs job should take the overlapped path"
-    want = base.run(log=None)
-    got = with_mode(Engine(cfg), mode).run(log=None)
+    assert Engine(cfg).overlap, "the small Gibbs job should take the overlapped path"
+    want = engine(cfg, "overlap").run(log=None)
+    got = engine(cfg, mode).run(log=None)
     assert float(want.entropy_pa[-1] - want.entropy_pa[0]) > 1e-4
     for var in want.data_vars:
         err = float(np.abs(got[var] - want[var]).max())
@@ -239,11 +247,11 @@ import sys
 import numpy as np
 from mpi4py import MPI
 sys.path.insert(0, {tests!r})
-from test_engine import Engine, FailsAt3fs, gibbs_config, with_mode
+from test_engine import MODES, FailsAt3fs, engine, gibbs_config
 from spinvalve.simulate import InvariantError
 world = MPI.COMM_WORLD
 cfg = gibbs_config(numerics={{"ranks_per_member": 1}})
-runs = {{mode: with_mode(Engine(cfg), mode).run(log=None) for mode in ("overlap", "blocking", "factors")}}
+runs = {{mode: engine(cfg, mode).run(log=None) for mode in MODES}}
 if world.rank == 0:
     np.savez({out!r}, **{{f"{{mode}}.{{var}}": ds[var].values for mode, ds in runs.items()
                           for var in ds.data_vars}})
@@ -259,8 +267,8 @@ with open(f"{out}.rank{{world.rank}}", "w") as fh:  # (stdout of the ranks inter
 
 @pytest.mark.mpi
 def test_two_ranks_share_the_measurements(tmp_path):
-    """At 2 ranks (members split 1 + 1 groups) the overlapped, blocking and factor paths
-    give the 1-rank result, and an invariant failure found by one rank stops both."""
+    """At 2 ranks (members in 2 groups of 1) every measurement path gives the 1-rank
+    result, and an invariant failure found by one rank stops both."""
     import os
     import shutil
     import subprocess
@@ -279,7 +287,7 @@ def test_two_ranks_share_the_measurements(tmp_path):
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     with np.load(out) as two:
-        for mode in ("overlap", "blocking", "factors"):
+        for mode in MODES:
             for var in want.data_vars:
                 err = np.abs(two[f"{mode}.{var}"] - want[var].values).max()
                 assert err < 1e-10, f"{mode}: {var} deviates by {err:.2e}"
@@ -288,3 +296,11 @@ def test_two_ranks_share_the_measurements(tmp_path):
     assert rank1 == "InvariantError: test drift at t = 3 fs"
     assert rank0 in ("InvariantError: test drift at t = 4 fs",
                      "InvariantError: an invariant drifted (reported by another rank)")
+
+
+def test_large_blocks_are_gathered_as_factors():
+    """5+5 spins on 36 sites: the K = 5 block (252 configurations) is larger than its
+    factor is wide, so rho_FM travels as Gram factors; on one rank nothing is overlapped."""
+    eng = Engine(small_config(5, 5, L=36, p0=12, t_end=1.0))
+    assert eng._offsets is None and not eng.overlap
+    assert 0 < eng.factor_gb < eng.cfg.numerics.overlap_limit_gb

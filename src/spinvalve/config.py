@@ -104,6 +104,10 @@ class Numerics:
     ranks_per_member: int = _f(0, lo=0, doc="MPI ranks per ensemble member (0: all)")
     memory_limit_gb: float = _f(16.0, lo=0.0, lo_open=True,
                                 doc="refuse jobs whose state vectors need more")
+    overlap_limit_gb: float = _f(1.0, lo=0.0,
+                                 doc="largest rho_FM Gram-factor set (all members, GB) measured by "
+                                     "the ranks in turn while the others propagate; larger: rank 0 "
+                                     "measures every output time while the others wait")
 
 
 @dataclass(frozen=True)

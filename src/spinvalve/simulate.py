@@ -10,11 +10,14 @@ the split:
 * dense blocks (every block no larger than its Gram factor, e.g. a Gibbs
   ensemble or 4+4 spins): each rank adds its Gram products, one non-blocking
   world Allreduce sums them, and the observables of output time n are computed
-  by rank n mod size while the others propagate on. Stop, checkpoint and
+  by rank n mod size one output time later, while the others propagate on. Stop, checkpoint and
   invariant-failure flags travel in the same reduction, so no rank ever waits
   for another's observables (``Engine.overlap``).
-* factored blocks (large sectors, e.g. 10+10): rank 0 gathers the amplitudes
-  as Gram factors, computes the observables and broadcasts them.
+* factored blocks (large sectors): the amplitudes are gathered as Gram
+  factors on the measuring rank. Up to ``numerics.overlap_limit_gb`` of
+  factors (e.g. 7+7, 8+8) they travel as copies without blocking and the ranks
+  measure in turn as above; larger sets (10+10) are gathered on rank 0, which
+  measures every output time and broadcasts the observables.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from .io import provenance, write_dataset
 from .magnons import magnon_probabilities, reachable_configurations, w_state_probability
 from .propagate import make_propagator
 from .qfi import qfi_bound, qfi_exact, sz_moments
-from .reduced import DENSE_LIMIT, BlockDensityMatrix
+from .reduced import DENSE_LIMIT, BlockDensityMatrix, FactorGather
 from .basis import Sector
 from .checkpoint import Checkpointer, Interrupted, StopFlag
 
@@ -162,8 +165,12 @@ class Engine:
             prop = make_propagator(shell, mat, cfg.time.dt_out, cfg.numerics)
             self.states.append(MemberState(member, shell, vec, prop))
         self._offsets = self._dense_layout()
-        self.overlap = self._offsets is not None   # False: every measurement blocking (benchmarks)
-        self._pending: deque = deque()   # (index, request, buffer) of reductions in flight
+        self._heads = None if self._offsets is not None else self.world.allgather(
+            [(K, w, amp.shape) for K, w, amp in self._parts()])
+        # False: every output time measured blocking on rank 0 (also set by benchmarks)
+        self.overlap = self._offsets is not None or (
+            self.world.size > 1 and self.factor_gb <= cfg.numerics.overlap_limit_gb)
+        self._pending: deque = deque()   # (index, request, buffer, factor transfer) in flight
         self._records: dict[int, dict] = {}  # observables this rank computed (rank 0: all, after a merge)
         self._failure: InvariantError | None = None
 
@@ -205,6 +212,13 @@ class Engine:
         self._buffer_size = off
         return offsets
 
+    @property
+    def factor_gb(self) -> float:
+        """Size of one output time's rho_FM Gram factors (all members' amplitudes), GB."""
+        if self._heads is None:
+            return 0.0
+        return sum(rows * width for heads in self._heads for _, _, (rows, width) in heads) * 16 / 1e9
+
     def _pack(self, flags) -> np.ndarray:
         """This rank's flags, scalars and Gram products sum_x w psi psi^dag per block."""
         buf = np.zeros(self._buffer_size, complex)
@@ -216,13 +230,13 @@ class Engine:
             buf[off:off + n * n].reshape(n, n)[...] += w * (amp @ amp.conj().T)
         return buf
 
-    def _unpack(self, buf: np.ndarray) -> tuple[BlockDensityMatrix, np.ndarray]:
+    def _unpack(self, buf: np.ndarray) -> BlockDensityMatrix:
+        """rho_FM from the summed dense blocks of a packed buffer."""
         blocks = {}
         for K, off in self._offsets.items():
             n = self.model.layers.block(K).size
             blocks[K] = buf[off:off + n * n].reshape(n, n).copy()
-        rho = BlockDensityMatrix.from_dense_blocks(self.model.layers, blocks)
-        return rho, buf[N_FLAGS:N_FLAGS + 3].real.copy()
+        return BlockDensityMatrix.from_dense_blocks(self.model.layers, blocks)
 
     def measure(self, index: int = 0, flags=(0, 0, 0)) -> tuple[dict, np.ndarray]:
         """Observables of the ensemble at the current time (identical on every rank)
@@ -232,8 +246,7 @@ class Engine:
             self.world.Allreduce(MPI_IN_PLACE(), buf)
             obs = None
             if self.world.rank == 0:
-                rho, scal = self._unpack(buf)
-                obs = self.observables(rho, *scal, index=index)
+                obs = self.observables(self._unpack(buf), *buf[N_FLAGS:N_FLAGS + 3].real, index=index)
             return self.world.bcast(obs, root=0), buf[:N_FLAGS].real
         scal = self._scalars()
         total = np.empty(3 + N_FLAGS)
@@ -243,18 +256,28 @@ class Engine:
         return self.world.bcast(obs, root=0), total[3:]
 
     def _post(self, index: int, flags) -> None:
-        """Start the reduction of output time ``index`` (observables later, on rank index mod size)."""
-        buf = self._pack(flags)
-        self._pending.append((index, self.world.Iallreduce(MPI_IN_PLACE(), buf), buf))
+        """Start the reduction of output time ``index`` (observables later, on rank
+        index mod size): flags and scalars (and dense blocks) by a non-blocking
+        Allreduce, Gram factors by a non-blocking gather of copies to that rank."""
+        if self._offsets is not None:
+            buf, transfer = self._pack(flags), None
+        else:
+            buf = np.zeros(N_FLAGS + 3, complex)
+            buf[:N_FLAGS], buf[N_FLAGS:] = flags, self._scalars()
+            transfer = FactorGather(self.model.layers, list(self._parts()), self._heads, self.world,
+                                    index % self.world.size, copy=True)
+        self._pending.append((index, self.world.Iallreduce(MPI_IN_PLACE(), buf), buf, transfer))
 
     def _complete(self, first: dict) -> np.ndarray:
         """Finish the oldest reduction in flight; its root computes and checks the
         observables. Returns the flags summed over the ranks."""
-        index, request, buf = self._pending.popleft()
+        index, request, buf, transfer = self._pending.popleft()
         request.Wait()
+        rho = transfer.wait() if transfer is not None else None
         if index % self.world.size == self.world.rank:
-            rho, scal = self._unpack(buf)
-            obs = self.observables(rho, *scal, index=index)
+            rho = rho if rho is not None else self._unpack(buf)
+            obs = self.observables(rho, *buf[N_FLAGS:N_FLAGS + 3].real, index=index)
+            del rho
             self._records[index] = obs
             try:
                 self.check_invariants(obs, first, index * self.cfg.time.dt_out)
