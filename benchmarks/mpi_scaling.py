@@ -13,7 +13,12 @@
   on rank 0.
 * ``strong``: one 7+7 state (L = 201, T = 0; each of the two electron-spin
   members distributed over all ranks by chain site, ``ranks_per_member: 0``),
-  a few output steps; efficiency of the propagation phase, reported.
+  a few output steps; efficiency of the propagation phase, reported. Rank 0
+  measures every output time (a measuring rank would stall its group's halo
+  exchanges).
+* ``members-7p7``: the same job with one member per rank (``ranks_per_member:
+  1``): the Gram factors (0.1 GB) travel without blocking and the ranks
+  measure in turn.
 
 Each case runs ``mpiexec -n R`` worker processes (1 thread each), interleaved
 1, 2, 1, 2, ..., best of ``--repeat``. Times are the slowest rank's, for the
@@ -48,6 +53,8 @@ CASES = {
                           "numerics": {"ranks_per_member": 1}},
     "strong": {"layers": {"n_p": 7, "n_a": 7}, "time": {"t_end": 2.0, "dt_out": 0.5},
                "numerics": {"ranks_per_member": 0}},
+    "members-7p7": {"layers": {"n_p": 7, "n_a": 7}, "time": {"t_end": 2.0, "dt_out": 0.5},
+                    "numerics": {"ranks_per_member": 1}},
 }
 
 

@@ -5,7 +5,8 @@ MPI layout: the world communicator is split into groups of
 evolves its share of the members, each member's state distributed over the
 group's ranks by chain site. At every output time each rank contributes the
 amplitudes of its rows to rho_FM's blocks, so the result does not depend on
-the split:
+the split. With one rank per member (no halo exchanges that a measuring rank
+would stall) the ranks measure in turn:
 
 * dense blocks (every block no larger than its Gram factor, e.g. a Gibbs
   ensemble or 4+4 spins): each rank adds its Gram products, one non-blocking
@@ -167,9 +168,10 @@ class Engine:
         self._offsets = self._dense_layout()
         self._heads = None if self._offsets is not None else self.world.allgather(
             [(K, w, amp.shape) for K, w, amp in self._parts()])
-        # False: every output time measured blocking on rank 0 (also set by benchmarks)
-        self.overlap = self._offsets is not None or (
-            self.world.size > 1 and self.factor_gb <= cfg.numerics.overlap_limit_gb)
+        # Measure in turn only with one rank per member: a measuring rank would stall the
+        # halo exchanges of its group. False: rank 0 measures every output time.
+        self.overlap = self.group.size == 1 and (self._offsets is not None or (
+            self.world.size > 1 and self.factor_gb <= cfg.numerics.overlap_limit_gb))
         self._pending: deque = deque()   # (index, request, buffer, factor transfer) in flight
         self._records: dict[int, dict] = {}  # observables this rank computed (rank 0: all, after a merge)
         self._failure: InvariantError | None = None
