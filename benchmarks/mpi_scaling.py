@@ -17,7 +17,7 @@
   measures every output time (a measuring rank would stall its group's halo
   exchanges).
 * ``members-7p7``: the same job with one member per rank (``ranks_per_member:
-  1``): the Gram factors (0.1 GB) travel without blocking and the ranks
+  1``): the Gram factors (0.04 GB) travel without blocking and the ranks
   measure in turn.
 
 Each case runs ``mpiexec -n R`` worker processes (1 thread each), interleaved
