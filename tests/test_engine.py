@@ -247,16 +247,18 @@ import sys
 import numpy as np
 from mpi4py import MPI
 sys.path.insert(0, {tests!r})
-from test_engine import MODES, FailsAt3fs, engine, gibbs_config
+from test_engine import MODES, FailsAt3fs, engine, gibbs_config, small_config
 from spinvalve.simulate import InvariantError
 world = MPI.COMM_WORLD
-cfg = gibbs_config(numerics={{"ranks_per_member": 1}})
-runs = {{mode: engine(cfg, mode).run(log=None) for mode in MODES}}
+one = {{"numerics": {{"ranks_per_member": 1}}}}
+runs = {{mode: engine(gibbs_config(**one), mode).run(log=None) for mode in MODES}}
+# T = 0 has two members: the third rank has none and only measures
+runs["t0"] = engine(small_config(2, 2, t_end=6.0, **one), "factors-overlap").run(log=None)
 if world.rank == 0:
     np.savez({out!r}, **{{f"{{mode}}.{{var}}": ds[var].values for mode, ds in runs.items()
                           for var in ds.data_vars}})
 try:
-    FailsAt3fs(cfg).run(log=None)
+    FailsAt3fs(gibbs_config(**one)).run(log=None)
     message = "no error"
 except InvariantError as exc:
     message = f"InvariantError: {{exc}}"
@@ -266,9 +268,10 @@ with open(f"{out}.rank{{world.rank}}", "w") as fh:  # (stdout of the ranks inter
 
 
 @pytest.mark.mpi
-def test_two_ranks_share_the_measurements(tmp_path):
-    """At 2 ranks (members in 2 groups of 1) every measurement path gives the 1-rank
-    result, and an invariant failure found by one rank stops both."""
+def test_ranks_share_the_measurements(tmp_path):
+    """At 3 ranks (a member per rank; at T = 0 one rank without a member) every
+    measurement path gives the 1-rank result, and an invariant failure found by
+    one rank stops all."""
     import os
     import shutil
     import subprocess
@@ -279,24 +282,26 @@ def test_two_ranks_share_the_measurements(tmp_path):
     mpiexec = shutil.which("mpiexec")
     if mpiexec is None:
         pytest.skip("mpiexec not found")
-    want = Engine(gibbs_config()).run(log=None)
-    script, out = tmp_path / "run.py", tmp_path / "two.npz"
+    gibbs = Engine(gibbs_config()).run(log=None)
+    want = {**dict.fromkeys(MODES, gibbs), "t0": Engine(small_config(2, 2, t_end=6.0)).run(log=None)}
+    script, out = tmp_path / "run.py", tmp_path / "three.npz"
     script.write_text(MPI_SCRIPT.format(tests=str(ROOT / "tests"), out=str(out)))
     env = {**os.environ, **MPI_ENV, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.run([mpiexec, "--oversubscribe", "-n", "2", sys.executable, str(script)],
+    proc = subprocess.run([mpiexec, "--oversubscribe", "-n", "3", sys.executable, str(script)],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    with np.load(out) as two:
-        for mode in MODES:
-            for var in want.data_vars:
-                err = np.abs(two[f"{mode}.{var}"] - want[var].values).max()
+    with np.load(out) as three:
+        for mode, ds in want.items():
+            for var in ds.data_vars:
+                err = np.abs(three[f"{mode}.{var}"] - ds[var].values).max()
                 assert err < 1e-10, f"{mode}: {var} deviates by {err:.2e}"
-    # rank 1 measures t = 3 fs; rank 0 stops with its own failure (t = 4 fs) or the relayed one
-    rank0, rank1 = (Path(f"{out}.rank{r}").read_text() for r in (0, 1))
-    assert rank1 == "InvariantError: test drift at t = 3 fs"
-    assert rank0 in ("InvariantError: test drift at t = 4 fs",
-                     "InvariantError: an invariant drifted (reported by another rank)")
-
+    # rank 0 measures t = 3 fs (index 3); the others stop with their own failure
+    # (t = 4 or 5 fs) or the relayed one
+    got = [Path(f"{out}.rank{r}").read_text() for r in range(3)]
+    assert got[0] == "InvariantError: test drift at t = 3 fs"
+    for rank in (1, 2):
+        assert got[rank] in (f"InvariantError: test drift at t = {rank + 3} fs",
+                             "InvariantError: an invariant drifted (reported by another rank)"), got
 
 def test_large_blocks_are_gathered_as_factors():
     """5+5 spins on 36 sites: the K = 5 block (252 configurations) is larger than its
