@@ -94,6 +94,25 @@ def test_interrupted_job_resumes_to_the_same_result(reference, tmp_path, ranks, 
     assert not list(tmp_path.glob("out.nc.ckpt*"))
 
 
+def test_job_measuring_in_turn_resumes_to_the_same_result(reference, tmp_path):
+    """A member per rank: the ranks measure in turn and the stop signal, due
+    checkpoints and records travel with the non-blocking reductions."""
+    job, ref = reference
+    out = tmp_path / "out.nc"
+    one_per_rank = ["--set", "numerics.ranks_per_member=1"]
+    proc = launch(job, out, 2, one_per_rank)
+    wait_for_checkpoint(proc, tmp_path / "out.nc.ckpt.meta")
+    assert kill_job(proc, out, signal.SIGTERM) != 0
+    assert not out.exists()
+    proc = launch(job, out, 2, one_per_rank)
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    assert "resuming from checkpoint" in proc.stderr.read()
+    ds = xr.open_dataset(out)
+    assert ds.attrs["groups"] == 2
+    assert_same(ds, ref)
+    assert not list(tmp_path.glob("out.nc.ckpt*"))
+
+
 def test_checkpoint_of_another_config_is_refused(reference, tmp_path):
     job, _ = reference
     out = tmp_path / "out.nc"
