@@ -117,8 +117,10 @@ def _single_threaded_blas():
     return _THREADPOOLS[0].limit(limits=1)
 
 
-# Flags summed into every reduction of an output time (slots of the packed buffer).
+# Flags summed into every reduction of an output time (first slots of the packed buffer),
+# then the scalars of Engine._scalars.
 STOP, DUE, FAILED, N_FLAGS = 0, 1, 2, 3
+SCALARS = slice(N_FLAGS, N_FLAGS + 4)
 
 
 def split_groups(world, ranks_per_member: int):
@@ -174,6 +176,7 @@ class Engine:
             self.world.size > 1 and self.factor_gb <= cfg.numerics.overlap_limit_gb))
         self._pending: deque = deque()   # (index, request, buffer, factor transfer) in flight
         self._records: dict[int, dict] = {}  # observables this rank computed (rank 0: all, after a merge)
+        self._first: dict | None = None     # reference values of the invariant checks
         self._failure: InvariantError | None = None
 
     # -- one output time -------------------------------------------------------------
@@ -184,8 +187,10 @@ class Engine:
                 yield block.K, st.member.weight, st.local[sl]
 
     def _scalars(self) -> np.ndarray:
-        """This rank's share of the norm, the energy <H> and <s^z_e>."""
-        scal = np.zeros(3)
+        """This rank's share of the norm, the energy <H>, <s^z_e> and the localized
+        spins' total <S^z> (block K: 2K - N for every configuration)."""
+        scal = np.zeros(4)
+        N = self.model.n_spins
         for st in self.states:
             w, psi, sec = st.member.weight, st.local, st.shell.sector
             hpsi = np.empty_like(psi)       # freed before the rho_FM parts are reduced
@@ -193,8 +198,10 @@ class Engine:
             scal[0] += w * np.vdot(psi, psi).real
             scal[1] += w * np.vdot(psi, hpsi).real
             del hpsi
-            for e_up, _, sl in sec.iter_parts():
-                scal[2] += (1 if e_up else -1) * w * np.vdot(psi[sl], psi[sl]).real
+            for e_up, block, sl in sec.iter_parts():
+                p = w * np.vdot(psi[sl], psi[sl]).real
+                scal[2] += p if e_up else -p
+                scal[3] += (2 * block.K - N) * p
         return scal
 
     def _dense_layout(self) -> dict[int, int] | None:
@@ -205,7 +212,7 @@ class Engine:
         for K, _, amp in self._parts():
             width[K] += amp.shape[1]
         self.world.Allreduce(MPI_IN_PLACE(), width)
-        offsets, off = {}, N_FLAGS + 3
+        offsets, off = {}, SCALARS.stop
         for K in np.flatnonzero(width):
             n = self.model.layers.block(int(K)).size
             if n > DENSE_LIMIT or n > width[K]:
@@ -225,7 +232,7 @@ class Engine:
         """This rank's flags, scalars and Gram products sum_x w psi psi^dag per block."""
         buf = np.zeros(self._buffer_size, complex)
         buf[:N_FLAGS] = flags
-        buf[N_FLAGS:N_FLAGS + 3] = self._scalars()
+        buf[SCALARS] = self._scalars()
         for K, w, amp in self._parts():
             n = amp.shape[0]
             off = self._offsets[K]
@@ -248,14 +255,14 @@ class Engine:
             self.world.Allreduce(MPI_IN_PLACE(), buf)
             obs = None
             if self.world.rank == 0:
-                obs = self.observables(self._unpack(buf), *buf[N_FLAGS:N_FLAGS + 3].real, index=index)
+                obs = self.observables(self._unpack(buf), *buf[SCALARS][:3].real, index=index)
             return self.world.bcast(obs, root=0), buf[:N_FLAGS].real
-        scal = self._scalars()
-        total = np.empty(3 + N_FLAGS)
-        self.world.Allreduce(np.concatenate([scal, flags]), total)
+        buf = np.zeros(SCALARS.stop)
+        buf[:N_FLAGS], buf[SCALARS] = flags, self._scalars()
+        self.world.Allreduce(MPI_IN_PLACE(), buf)
         rho = BlockDensityMatrix.gather(self.model.layers, list(self._parts()), self.world)
-        obs = self.observables(rho, *total[:3], index=index) if rho is not None else None
-        return self.world.bcast(obs, root=0), total[3:]
+        obs = self.observables(rho, *buf[SCALARS][:3], index=index) if rho is not None else None
+        return self.world.bcast(obs, root=0), buf[:N_FLAGS]
 
     def _post(self, index: int, flags) -> None:
         """Start the reduction of output time ``index`` (observables later, on rank
@@ -264,33 +271,39 @@ class Engine:
         if self._offsets is not None:
             buf, transfer = self._pack(flags), None
         else:
-            buf = np.zeros(N_FLAGS + 3, complex)
-            buf[:N_FLAGS], buf[N_FLAGS:] = flags, self._scalars()
+            buf = np.zeros(SCALARS.stop, complex)
+            buf[:N_FLAGS], buf[SCALARS] = flags, self._scalars()
             transfer = FactorGather(self.model.layers, list(self._parts()), self._heads, self.world,
                                     index % self.world.size, copy=True)
         self._pending.append((index, self.world.Iallreduce(MPI_IN_PLACE(), buf), buf, transfer))
 
-    def _complete(self, first: dict) -> np.ndarray:
+    def _complete(self) -> np.ndarray:
         """Finish the oldest reduction in flight; its root computes and checks the
-        observables. Returns the flags summed over the ranks."""
+        observables. Returns the flags summed over the ranks.
+
+        The reference values of the invariant checks come from the scalars of the
+        first reduction (identical on every rank), not from its observables."""
         index, request, buf, transfer = self._pending.popleft()
         request.Wait()
         rho = transfer.wait() if transfer is not None else None
+        scal = buf[SCALARS].real
+        if self._first is None:
+            self._first = {"energy": scal[1], "sz_total": scal[2] + scal[3]}
         if index % self.world.size == self.world.rank:
             rho = rho if rho is not None else self._unpack(buf)
-            obs = self.observables(rho, *buf[N_FLAGS:N_FLAGS + 3].real, index=index)
+            obs = self.observables(rho, *scal[:3], index=index)
             del rho
             self._records[index] = obs
             try:
-                self.check_invariants(obs, first, index * self.cfg.time.dt_out)
+                self.check_invariants(obs, self._first, index * self.cfg.time.dt_out)
             except InvariantError as exc:
                 self._failure = self._failure or exc
         return buf[:N_FLAGS].real
 
-    def _drain(self, first: dict) -> None:
+    def _drain(self) -> None:
         """Finish every reduction in flight; raise on every rank if any rank's check failed."""
         while self._pending:
-            self._complete(first)
+            self._complete()
         if self.world.allreduce(int(self._failure is not None)):
             raise self._failure or InvariantError("an invariant drifted (reported by another rank)")
 
@@ -350,14 +363,14 @@ class Engine:
             stop: StopFlag | None = None) -> xr.Dataset:
         """Evolve to t_end recording observables; resume from and write checkpoints.
 
-        The first output time is measured blocking on every rank (its values are
-        the reference of the invariant checks); with ``overlap`` every later one
-        is reduced without blocking and measured by rank n mod size one output
-        time later, so the ranks share the observables and never wait for them.
+        With ``overlap`` every output time is reduced without blocking and
+        measured by rank n mod size one output time later, so the ranks share
+        the observables and never wait for them; otherwise rank 0 measures each
+        output time while the others wait.
         """
         cfg = self.cfg
         n_out, dt = cfg.time.n_out, cfg.time.dt_out
-        start, first = 0, None
+        start, resumed = 0, False
         if checkpointer is not None:
             saved = checkpointer.load()
             if saved is not None:
@@ -365,14 +378,14 @@ class Engine:
                 del saved
                 for st in self.states:  # pop: no state-sized copy stays referenced for the run
                     st.local[...] = arrays.pop(0)
-                first = records[0]
+                self._first, resumed = records[0], True
                 self._records = dict(enumerate(records)) if self.world.rank == 0 else {}
                 if self.world.rank == 0 and log is not None:
                     print(f"spinvalve: resuming from checkpoint at t = {start * dt} fs",
                           file=log, flush=True)
         last_ckpt = wallclock.monotonic()
         progress = Progress(n_out, dt, log if self.world.rank == 0 else None)
-        for n in range(start + 1 if first is not None else 0, n_out + 1):
+        for n in range(start + 1 if resumed else 0, n_out + 1):
             if n:
                 t_step = wallclock.monotonic()
                 self.step()
@@ -382,28 +395,28 @@ class Engine:
             flags[STOP] = stop is not None and stop.raised is not None
             flags[DUE] = checkpointer is not None and t_obs - last_ckpt > checkpointer.interval
             flags[FAILED] = self._failure is not None
-            if self.overlap and first is not None:
+            if self.overlap:
                 self._post(n, flags)
-                summed = self._complete(first) if len(self._pending) > 1 else np.zeros(N_FLAGS)
+                summed = self._complete() if len(self._pending) > 1 else np.zeros(N_FLAGS)
             else:
                 obs, summed = self.measure(n, flags)
-                first = first or obs
-                self.check_invariants(obs, first, n * dt)
+                self._first = self._first or obs
+                self.check_invariants(obs, self._first, n * dt)
                 if self.world.rank == 0:
                     self._records[n] = obs
             self.seconds["observables"] += wallclock.monotonic() - t_obs
             progress.update(n, start)
             if summed[FAILED]:
-                self._drain(first)  # raises on every rank
+                self._drain()  # raises on every rank
             if checkpointer is not None and n < n_out and (summed[STOP] or summed[DUE]):
-                self._drain(first)
+                self._drain()
                 checkpointer.save(n, self._merged_records(), [st.local for st in self.states])
                 last_ckpt = wallclock.monotonic()
                 if summed[STOP]:
                     raise Interrupted(f"spinvalve: signal received, checkpoint written at "
                                       f"t = {n * dt} fs; rerun the same command to resume")
         t_obs = wallclock.monotonic()
-        self._drain(first)
+        self._drain()
         records = self._merged_records()
         self.seconds["observables"] += wallclock.monotonic() - t_obs
         self.seconds = {k: self.world.allreduce(v, op=_max_op()) for k, v in self.seconds.items()}
