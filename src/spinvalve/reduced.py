@@ -92,7 +92,7 @@ class BlockDensityMatrix:
         if comm.size == 1:
             return cls.from_parts(layers, parts)
         heads = comm.gather([(K, w, amp.shape) for K, w, amp in parts], root=root)
-        return FactorGather(layers, parts, heads, comm, root, copy=False).wait()
+        return FactorGather(layers, parts, heads, comm, root, buffered=False).wait()
 
     @classmethod
     def from_dense_blocks(cls, layers: SpinLayers, blocks: dict[int, np.ndarray]) -> "BlockDensityMatrix":
@@ -200,20 +200,26 @@ class FactorGather:
     ``heads[rank]`` lists the (K, w, shape) of that rank's parts (needed on the
     root only). The amplitudes travel as typed MPI buffers, part by part: a
     pickled list of them would exceed MPI's 2 GiB message limit for 10+10 spins.
-    The root receives each part straight into its columns of the preallocated
-    factor (a strided MPI vector type), without an intermediate buffer. With
-    ``copy`` the other ranks send copies, so their states may change before
-    :meth:`wait` (an overlapped measurement); without, they must not.
+
+    ``buffered=False`` (blocking use, large states): the root receives each part
+    straight into its columns of the preallocated factor (a strided MPI vector
+    type), without an intermediate buffer; the senders must not change their
+    states before :meth:`wait`. ``buffered=True`` (an overlapped measurement):
+    the senders send copies and the root receives into contiguous buffers,
+    copied into the columns by :meth:`wait`. Contiguous messages are read by
+    the receiver alone (shared-memory single copy), so the transfer completes
+    while the sender computes; a strided receive would wait for the sender to
+    call into MPI again.
     """
 
     def __init__(self, layers: SpinLayers, parts: list[tuple[int, float, np.ndarray]], heads,
-                 comm, root: int, copy: bool):
+                 comm, root: int, buffered: bool):
         from mpi4py import MPI
         self.layers, self.comm, self.root = layers, comm, root
-        self.requests, self.types, self.buffers = [], [], []
+        self.requests, self.types, self.buffers, self.received = [], [], [], []
         if comm.rank != root:
             for n, (_, _, amp) in enumerate(parts):
-                buf = np.array(amp, dtype=complex, order="C") if copy else np.ascontiguousarray(amp, complex)
+                buf = np.array(amp, dtype=complex, order="C") if buffered else np.ascontiguousarray(amp, complex)
                 self.buffers.append(buf)
                 self.requests.append(comm.Isend(buf, dest=root, tag=n))
             return
@@ -225,11 +231,15 @@ class FactorGather:
             factor = self.factors[K]
             if rank == root:
                 factor[:, c0:c0 + width] = parts[n][2]
-                continue
-            # columns c0 ... c0 + width - 1 of the C-ordered factor: rows blocks at its row stride
-            columns = MPI.DOUBLE_COMPLEX.Create_vector(rows, width, factor.shape[1]).Commit()
-            self.types.append(columns)
-            self.requests.append(comm.Irecv([factor.reshape(-1)[c0:], 1, columns], source=rank, tag=n))
+            elif buffered:
+                buf = np.empty((rows, width), complex)
+                self.received.append((factor, c0, buf))
+                self.requests.append(comm.Irecv(buf, source=rank, tag=n))
+            else:
+                # columns c0 ... c0 + width - 1 of the C-ordered factor: rows blocks at its row stride
+                columns = MPI.DOUBLE_COMPLEX.Create_vector(rows, width, factor.shape[1]).Commit()
+                self.types.append(columns)
+                self.requests.append(comm.Irecv([factor.reshape(-1)[c0:], 1, columns], source=rank, tag=n))
 
     def wait(self) -> BlockDensityMatrix | None:
         """Complete the transfer; rho_FM on the root, None elsewhere."""
@@ -237,7 +247,9 @@ class FactorGather:
         MPI.Request.Waitall(self.requests)
         for columns in self.types:
             columns.Free()
-        self.requests, self.types, self.buffers = [], [], []
+        for factor, c0, buf in self.received:
+            factor[:, c0:c0 + buf.shape[1]] = buf
+        self.requests, self.types, self.buffers, self.received = [], [], [], []
         if self.comm.rank != self.root:
             return None
         return BlockDensityMatrix._finish(self.layers, self.factors, self.heads, self.cols)

@@ -100,11 +100,6 @@ def _max_op():
     return MPI.MAX
 
 
-def MPI_IN_PLACE():
-    from mpi4py import MPI
-    return MPI.IN_PLACE
-
-
 _THREADPOOLS = []
 
 
@@ -117,7 +112,7 @@ def _single_threaded_blas():
     return _THREADPOOLS[0].limit(limits=1)
 
 
-# Flags summed into every reduction of an output time (first slots of the packed buffer),
+# Flags summed over the ranks at every output time (first slots of the small message),
 # then the scalars of Engine._scalars.
 STOP, DUE, FAILED, N_FLAGS = 0, 1, 2, 3
 SCALARS = slice(N_FLAGS, N_FLAGS + 4)
@@ -170,11 +165,14 @@ class Engine:
         self._offsets = self._dense_layout()
         self._heads = None if self._offsets is not None else self.world.allgather(
             [(K, w, amp.shape) for K, w, amp in self._parts()])
-        # Measure in turn only with one rank per member: a measuring rank would stall the
-        # halo exchanges of its group. False: rank 0 measures every output time.
-        self.overlap = self.group.size == 1 and (self._offsets is not None or (
-            self.world.size > 1 and self.factor_gb <= cfg.numerics.overlap_limit_gb))
-        self._pending: deque = deque()   # (index, request, buffer, factor transfer) in flight
+        # Measure in turn only with one rank per member (a measuring rank would stall the
+        # halo exchanges of its group) and within the memory allowance. False: rank 0
+        # measures every output time.
+        in_flight_gb = (self.world.size * self._blocks_size * 16 / 1e9 if self._offsets is not None
+                        else self.factor_gb if self.world.size > 1 else np.inf)
+        self.overlap = self.group.size == 1 and in_flight_gb <= cfg.numerics.overlap_limit_gb
+        self._comm = self.world.Dup()    # flags, scalars and dense blocks in flight
+        self._pending: deque = deque()   # (index, requests, buffers, factor transfer) in flight
         self._records: dict[int, dict] = {}  # observables this rank computed (rank 0: all, after a merge)
         self._first: dict | None = None     # reference values of the invariant checks
         self._failure: InvariantError | None = None
@@ -205,20 +203,20 @@ class Engine:
         return scal
 
     def _dense_layout(self) -> dict[int, int] | None:
-        """Offsets of rho_FM's dense blocks in the packed reduction buffer
-        (flags, scalars, blocks), or None when a block is larger than its Gram
-        factor or than ``DENSE_LIMIT`` (then the factors are gathered)."""
+        """Offsets of rho_FM's dense blocks in a flat buffer, or None when a block is
+        larger than its Gram factor or than ``DENSE_LIMIT`` (then the factors are gathered)."""
+        from mpi4py import MPI
         width = np.zeros(self.model.n_spins + 1)
         for K, _, amp in self._parts():
             width[K] += amp.shape[1]
-        self.world.Allreduce(MPI_IN_PLACE(), width)
-        offsets, off = {}, SCALARS.stop
+        self.world.Allreduce(MPI.IN_PLACE, width)
+        offsets, off = {}, 0
         for K in np.flatnonzero(width):
             n = self.model.layers.block(int(K)).size
             if n > DENSE_LIMIT or n > width[K]:
                 return None
             offsets[int(K)], off = off, off + n * n
-        self._buffer_size = off
+        self._blocks_size = off
         return offsets
 
     @property
@@ -228,11 +226,13 @@ class Engine:
             return 0.0
         return sum(rows * width for heads in self._heads for _, _, (rows, width) in heads) * 16 / 1e9
 
-    def _pack(self, flags) -> np.ndarray:
-        """This rank's flags, scalars and Gram products sum_x w psi psi^dag per block."""
-        buf = np.zeros(self._buffer_size, complex)
-        buf[:N_FLAGS] = flags
-        buf[SCALARS] = self._scalars()
+    def _small(self, flags) -> np.ndarray:
+        """This rank's flags and scalars: the summed message every rank receives."""
+        return np.concatenate([np.asarray(flags, float), self._scalars()])
+
+    def _gram_blocks(self) -> np.ndarray:
+        """This rank's Gram products sum_x w psi psi^dag, every dense block in one buffer."""
+        buf = np.zeros(self._blocks_size, complex)
         for K, w, amp in self._parts():
             n = amp.shape[0]
             off = self._offsets[K]
@@ -240,7 +240,7 @@ class Engine:
         return buf
 
     def _unpack(self, buf: np.ndarray) -> BlockDensityMatrix:
-        """rho_FM from the summed dense blocks of a packed buffer."""
+        """rho_FM from the summed dense blocks."""
         blocks = {}
         for K, off in self._offsets.items():
             n = self.model.layers.block(K).size
@@ -249,48 +249,65 @@ class Engine:
 
     def measure(self, index: int = 0, flags=(0, 0, 0)) -> tuple[dict, np.ndarray]:
         """Observables of the ensemble at the current time (identical on every rank)
-        and the flags summed over the ranks (blocking)."""
+        and the flags summed over the ranks; rank 0 measures while the others wait."""
+        from mpi4py import MPI
+        small = self._small(flags)
+        self.world.Allreduce(MPI.IN_PLACE, small)
+        scal = small[SCALARS][:3]
         if self._offsets is not None:
-            buf = self._pack(flags)
-            self.world.Allreduce(MPI_IN_PLACE(), buf)
-            obs = None
-            if self.world.rank == 0:
-                obs = self.observables(self._unpack(buf), *buf[SCALARS][:3].real, index=index)
-            return self.world.bcast(obs, root=0), buf[:N_FLAGS].real
-        buf = np.zeros(SCALARS.stop)
-        buf[:N_FLAGS], buf[SCALARS] = flags, self._scalars()
-        self.world.Allreduce(MPI_IN_PLACE(), buf)
-        rho = BlockDensityMatrix.gather(self.model.layers, list(self._parts()), self.world)
-        obs = self.observables(rho, *buf[SCALARS][:3], index=index) if rho is not None else None
-        return self.world.bcast(obs, root=0), buf[:N_FLAGS]
+            blocks = self._gram_blocks()
+            self.world.Reduce(MPI.IN_PLACE if self.world.rank == 0 else blocks, blocks, root=0)
+            rho = self._unpack(blocks) if self.world.rank == 0 else None
+        else:
+            rho = BlockDensityMatrix.gather(self.model.layers, list(self._parts()), self.world)
+        obs = self.observables(rho, *scal, index=index) if rho is not None else None
+        return self.world.bcast(obs, root=0), small[:N_FLAGS]
 
     def _post(self, index: int, flags) -> None:
-        """Start the reduction of output time ``index`` (observables later, on rank
-        index mod size): flags and scalars (and dense blocks) by a non-blocking
-        Allreduce, Gram factors by a non-blocking gather of copies to that rank."""
+        """Send this rank's share of output time ``index`` without blocking: flags and
+        scalars to every rank, rho_FM's Gram blocks or factors to the measuring rank
+        index mod size.
+
+        Point-to-point messages only: a large one is read by the receiver alone
+        (shared-memory single copy), while a non-blocking collective would wait for
+        the other ranks to call into MPI, i.e. for the measuring rank to finish."""
+        comm, size, rank, root = self._comm, self.world.size, self.world.rank, index % self.world.size
+        small = self._small(flags)
+        smalls = np.empty((size, small.size))
+        smalls[rank] = small
+        requests = [comm.Isend(small, dest=r, tag=0) for r in range(size) if r != rank]
+        requests += [comm.Irecv(smalls[r], source=r, tag=0) for r in range(size) if r != rank]
+        blocks = transfer = None
         if self._offsets is not None:
-            buf, transfer = self._pack(flags), None
+            mine = self._gram_blocks()
+            if rank == root:
+                blocks = np.empty((size, mine.size), complex)
+                blocks[rank] = mine
+                requests += [comm.Irecv(blocks[r], source=r, tag=1) for r in range(size) if r != rank]
+            else:
+                blocks = mine
+                requests.append(comm.Isend(mine, dest=root, tag=1))
         else:
-            buf = np.zeros(SCALARS.stop, complex)
-            buf[:N_FLAGS], buf[SCALARS] = flags, self._scalars()
             transfer = FactorGather(self.model.layers, list(self._parts()), self._heads, self.world,
-                                    index % self.world.size, copy=True)
-        self._pending.append((index, self.world.Iallreduce(MPI_IN_PLACE(), buf), buf, transfer))
+                                    root, buffered=True)
+        self._pending.append((index, requests, (small, smalls, blocks), transfer))
 
     def _complete(self) -> np.ndarray:
-        """Finish the oldest reduction in flight; its root computes and checks the
-        observables. Returns the flags summed over the ranks.
+        """Finish the oldest output time in flight; its measuring rank computes and
+        checks the observables. Returns the flags summed over the ranks.
 
         The reference values of the invariant checks come from the scalars of the
-        first reduction (identical on every rank), not from its observables."""
-        index, request, buf, transfer = self._pending.popleft()
-        request.Wait()
+        first output time (identical on every rank), not from its observables."""
+        from mpi4py import MPI
+        index, requests, (_, smalls, blocks), transfer = self._pending.popleft()
+        MPI.Request.Waitall(requests)
         rho = transfer.wait() if transfer is not None else None
-        scal = buf[SCALARS].real
+        total = smalls.sum(axis=0)     # the same order of terms on every rank
+        scal = total[SCALARS]
         if self._first is None:
             self._first = {"energy": scal[1], "sz_total": scal[2] + scal[3]}
         if index % self.world.size == self.world.rank:
-            rho = rho if rho is not None else self._unpack(buf)
+            rho = rho if rho is not None else self._unpack(blocks.sum(axis=0))
             obs = self.observables(rho, *scal[:3], index=index)
             del rho
             self._records[index] = obs
@@ -298,10 +315,10 @@ class Engine:
                 self.check_invariants(obs, self._first, index * self.cfg.time.dt_out)
             except InvariantError as exc:
                 self._failure = self._failure or exc
-        return buf[:N_FLAGS].real
+        return total[:N_FLAGS]
 
     def _drain(self) -> None:
-        """Finish every reduction in flight; raise on every rank if any rank's check failed."""
+        """Finish every output time in flight; raise on every rank if any rank's check failed."""
         while self._pending:
             self._complete()
         if self.world.allreduce(int(self._failure is not None)):
