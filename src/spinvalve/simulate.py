@@ -6,19 +6,21 @@ evolves its share of the members, each member's state distributed over the
 group's ranks by chain site. At every output time each rank contributes the
 amplitudes of its rows to rho_FM's blocks, so the result does not depend on
 the split. With one rank per member (no halo exchanges that a measuring rank
-would stall) the ranks measure in turn:
+would stall) the ranks measure in turn: output time n is measured by rank
+n mod size one output time later while the others propagate on. Every rank
+sends its flags (stop, checkpoint due, invariant failure) and scalars to
+every rank and its share of rho_FM to the measuring rank, all point to point
+without blocking (``Engine.overlap``):
 
 * dense blocks (every block no larger than its Gram factor, e.g. a Gibbs
-  ensemble or 4+4 spins): each rank adds its Gram products, one non-blocking
-  world Allreduce sums them, and the observables of output time n are computed
-  by rank n mod size one output time later, while the others propagate on. Stop, checkpoint and
-  invariant-failure flags travel in the same reduction, so no rank ever waits
-  for another's observables (``Engine.overlap``).
-* factored blocks (large sectors): the amplitudes are gathered as Gram
-  factors on the measuring rank. Up to ``numerics.overlap_limit_gb`` of
-  factors (e.g. 7+7, 8+8) they travel as copies without blocking and the ranks
-  measure in turn as above; larger sets (10+10) are gathered on rank 0, which
-  measures every output time and broadcasts the observables.
+  ensemble or 4+4 spins): each rank's Gram products, summed by the measuring
+  rank;
+* factored blocks (large sectors, up to ``numerics.overlap_limit_gb`` in
+  flight: 7+7, 8+8): copies of the amplitudes, received into the measuring
+  rank's Gram factors.
+
+Otherwise (a member split over ranks, or 10+10) rank 0 gathers rho_FM,
+measures every output time and broadcasts the observables.
 """
 
 from __future__ import annotations
