@@ -101,7 +101,8 @@ class Numerics:
     rk4_dt: float = _f(0.002, lo=0.0, lo_open=True, doc="RK4 reference step (fs)")
     invariant_tolerance: float = _f(1e-8, lo=0.0, lo_open=True,
                                     doc="allowed drift of norm, S^z_tot and energy")
-    ranks_per_member: int = _f(0, lo=0, doc="MPI ranks per ensemble member (0: all)")
+    ranks_per_member: int = _f(0, lo=0, doc="MPI ranks per ensemble member (0: all; 1: the "
+                                            "ranks also measure in turn)")
     memory_limit_gb: float = _f(16.0, lo=0.0, lo_open=True,
                                 doc="refuse jobs whose state vectors need more")
     overlap_limit_gb: float = _f(1.0, lo=0.0,
