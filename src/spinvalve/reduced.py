@@ -219,7 +219,8 @@ class FactorGather:
         self.requests, self.types, self.buffers, self.received = [], [], [], []
         if comm.rank != root:
             for n, (_, _, amp) in enumerate(parts):
-                buf = np.array(amp, dtype=complex, order="C") if buffered else np.ascontiguousarray(amp, complex)
+                buf = (np.array(amp, dtype=complex, order="C") if buffered
+                       else np.ascontiguousarray(amp, complex))
                 self.buffers.append(buf)
                 self.requests.append(comm.Isend(buf, dest=root, tag=n))
             return
