@@ -86,15 +86,6 @@ class BlockDensityMatrix:
         self.factors[K] = _gram_factor(self.dense(K))
 
     @classmethod
-    def gather(cls, layers: SpinLayers, parts: list[tuple[int, float, np.ndarray]], comm,
-               root: int = 0) -> "BlockDensityMatrix | None":
-        """Collect every rank's parts on ``root`` (None elsewhere), blocking."""
-        if comm.size == 1:
-            return cls.from_parts(layers, parts)
-        heads = comm.gather([(K, w, amp.shape) for K, w, amp in parts], root=root)
-        return FactorGather(layers, parts, heads, comm, root, buffered=False).wait()
-
-    @classmethod
     def from_dense_blocks(cls, layers: SpinLayers, blocks: dict[int, np.ndarray]) -> "BlockDensityMatrix":
         """Factor given Hermitian positive blocks (summed Gram products, tests,
         combining ensembles); the blocks are kept as the cache of :meth:`dense`."""

@@ -261,7 +261,8 @@ class Engine:
             self.world.Reduce(MPI.IN_PLACE if self.world.rank == 0 else blocks, blocks, root=0)
             rho = self._unpack(blocks) if self.world.rank == 0 else None
         else:
-            rho = BlockDensityMatrix.gather(self.model.layers, list(self._parts()), self.world)
+            rho = FactorGather(self.model.layers, list(self._parts()), self._heads, self.world, 0,
+                               buffered=False).wait()
         obs = self.observables(rho, *scal, index=index) if rho is not None else None
         return self.world.bcast(obs, root=0), small[:N_FLAGS]
 
