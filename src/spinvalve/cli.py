@@ -23,7 +23,10 @@ def _simulate(args: argparse.Namespace) -> int:
         print(f"spinvalve: error: {exc}", file=sys.stderr)
         return 2
     from .checkpoint import CheckpointError, Interrupted
-    from .simulate import InvariantError, run_job
+    from .simulate import InvariantError, reflection_warning, run_job
+    warning = reflection_warning(cfg)
+    if warning:
+        print(warning, file=sys.stderr)
     try:
         run_job(cfg, args.output)
     except Interrupted as exc:
@@ -42,6 +45,11 @@ def _show_config(args: argparse.Namespace) -> int:
         print(f"spinvalve: error: {exc}", file=sys.stderr)
         return 2
     print(cfg.to_yaml(), end="")
+    geo = cfg.geometry
+    print(f"# whole chain: {geo.n_sites} sites (lead sites added: {geo.lead_left} left, "
+          f"{geo.lead_right} right), localized spins on sites {list(geo.spin_sites)}, "
+          f"packet at x0 = {geo.x0:g}; chain-end reflection reaches a layer at "
+          f"t = {geo.reflection_time:.2f} fs")
     return 0
 
 

@@ -37,6 +37,11 @@ def _f(default: Any, *, lo: float | None = None, lo_open: bool = False,
 class Chain:
     n_sites: int = _f(201, lo=1, doc="number of chain sites L")
     hopping: float = _f(1.0, lo=0.0, lo_open=True, doc="hopping gamma (eV)")
+    leads: str = _f("none", choices=("none", "auto"),
+                    doc="none: the chain is n_sites long (the paper's literal geometry); auto: "
+                        "lead sites added so that no amplitude reflected by a chain end reaches "
+                        "a layer before t_end (layers and packet shifted together; "
+                        "single-electron jobs)")
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,12 @@ class JobConfig:
     bath: Bath | None = None
     trajectories: Trajectories | None = None
     multi_electron: MultiElectron | None = None
+
+    @property
+    def geometry(self):
+        """The whole chain (leads applied): :class:`spinvalve.geometry.Geometry`."""
+        from .geometry import geometry
+        return geometry(self)
 
     def to_dict(self) -> dict:
         """Plain nested dict (tuples as lists), suitable for YAML."""

@@ -40,10 +40,12 @@ class Ensemble:
 
 
 def packet(cfg: JobConfig) -> np.ndarray:
-    """<x|Phi> = C exp(i k x - dk^2 (x - x0)^2 / 4) on sites x = 0..L-1 (Eq. 11), normalized."""
-    x = np.arange(cfg.chain.n_sites, dtype=float)
-    p = cfg.pulse
-    phi = np.exp(1j * p.k * x - p.dk ** 2 * (x - p.x0) ** 2 / 4)
+    """<x|Phi> = C exp(i k x - dk^2 (x - x0)^2 / 4) on sites x = 0..L-1 (Eq. 11), normalized.
+
+    L and x0 are those of the whole chain (:attr:`JobConfig.geometry`, leads included)."""
+    geo, p = cfg.geometry, cfg.pulse
+    x = np.arange(geo.n_sites, dtype=float)
+    phi = np.exp(1j * p.k * x - p.dk ** 2 * (x - geo.x0) ** 2 / 4)
     return phi / np.linalg.norm(phi)
 
 

@@ -41,9 +41,9 @@ class Model:
 
     @classmethod
     def from_config(cls, cfg: JobConfig) -> "Model":
-        c = cfg.couplings
-        return cls(cfg.chain.n_sites, cfg.chain.hopping, cfg.layers.n_p, cfg.layers.n_a,
-                   cfg.layers.sites, c.j_sd, c.j, c.jz)
+        c, geo = cfg.couplings, cfg.geometry
+        return cls(geo.n_sites, cfg.chain.hopping, cfg.layers.n_p, cfg.layers.n_a,
+                   geo.spin_sites, c.j_sd, c.j, c.jz)
 
     @property
     def n_spins(self) -> int:

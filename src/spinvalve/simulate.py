@@ -525,7 +525,7 @@ def estimate_memory_gb(cfg: JobConfig) -> float:
     N = lay.n_spins
     dim = max(Sector(lay, sector_of(N, True, K)).dim for K in range(N + 1))
     members = 2 if cfg.temperature.gibbs == 0 else 2 ** (N + 1)
-    return (members + 3) * cfg.chain.n_sites * dim * 16 / 1e9
+    return (members + 3) * cfg.geometry.n_sites * dim * 16 / 1e9
 
 
 def check_resources(cfg: JobConfig) -> None:
@@ -538,6 +538,31 @@ def check_resources(cfg: JobConfig) -> None:
         raise ConfigError(f"numerics.memory_limit_gb: the job needs about {need:.1f} GB for its "
                           f"states, more than the limit of {cfg.numerics.memory_limit_gb} GB "
                           "(fewer spins, a shorter chain, or raise the limit)")
+
+
+def with_geometry(ds: xr.Dataset, cfg: JobConfig) -> xr.Dataset:
+    """Record the whole chain and its chain-end reflection time (every family's output)."""
+    geo = cfg.geometry
+    ds["reflection_time"] = ((), geo.reflection_time, {
+        "units": "fs",
+        "long_name": "earliest time at which amplitude reflected by a chain end can reach a layer",
+        "comment": "spinvalve.geometry.reflection_time: paths at the largest group velocity "
+                   "2 gamma / hbar from the electron cloud's front; later, the finite chain's "
+                   "ends, not the device, can change the observables"})
+    ds.attrs.update(chain_sites=geo.n_sites, lead_sites_left=geo.lead_left,
+                    lead_sites_right=geo.lead_right)
+    return ds
+
+
+def reflection_warning(cfg: JobConfig) -> str | None:
+    """A warning when chain-end reflections reach the layers inside the simulated window."""
+    t_r = cfg.geometry.reflection_time
+    if t_r >= cfg.time.t_end:
+        return None
+    hint = "" if cfg.multi_electron is not None else " (chain.leads: auto adds lead sites)"
+    return (f"spinvalve: warning: amplitude reflected by a chain end can reach the layers from "
+            f"t = {t_r:.1f} fs < time.t_end = {cfg.time.t_end:g} fs; later changes of the "
+            f"observables are the finite chain's{hint}")
 
 
 def checkpoint_base(cfg: JobConfig, output: str | Path) -> Path:
@@ -569,6 +594,7 @@ def run_job(cfg: JobConfig, output: str | Path) -> xr.Dataset:
         with StopFlag() as stop:
             ds = Engine(cfg, world).run(checkpointer=ckpt, stop=stop)
     if world.rank == 0:
+        ds = with_geometry(ds, cfg)
         ds.attrs.update(provenance(cfg, world.size))
         write_dataset(ds, output)
     if ckpt is not None:

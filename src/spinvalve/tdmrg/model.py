@@ -82,10 +82,10 @@ class ChainSpec:
         me = cfg.multi_electron
         if me is None:
             raise ValueError("multi_electron: section missing; a tDMRG job needs it")
-        lay = cfg.layers
-        return cls(n_sites=cfg.chain.n_sites, hopping=cfg.chain.hopping,
+        lay, geo = cfg.layers, cfg.geometry
+        return cls(n_sites=geo.n_sites, hopping=cfg.chain.hopping,
                    j_sd=cfg.couplings.j_sd, j=cfg.couplings.j, jz=cfg.couplings.jz,
-                   spin_sites=tuple(lay.sites),
+                   spin_sites=geo.spin_sites,
                    spin_layers=("p",) * lay.n_p + ("a",) * lay.n_a,
                    n_electrons=me.n_electrons, n_conf=me.n_conf,
                    well_depth=me.well_depth, pin_field=me.pin_field)
