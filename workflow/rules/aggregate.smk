@@ -32,5 +32,5 @@ rule aggregate_figure:
     localrule: True
     shell:
         "spinvalve aggregate {wildcards.figure} --closed {input.closed} --gibbs {input.gibbs} "
-        "--bath {input.bath} --multi-electron {input.multi_electron} "
+        "--bath {input.bath} --multi-electron {input.multi_electron} --boundary {input.boundary} "
         "--settings {params.settings:q} --output {output} > {log} 2>&1"

@@ -30,7 +30,7 @@ rule simulate:
     benchmark:
         "results/benchmarks/jobs/{family}/{params}.tsv"
     wildcard_constraints:
-        family="closed|gibbs|bath",
+        family="closed|gibbs|bath|boundary",
     threads: lambda wildcards: job_resources(wildcards)["ranks"]
     resources:
         mpi=mpi_launcher,

@@ -25,8 +25,11 @@ import yaml
 
 from .. import __version__
 from ..io import git_revision, write_dataset
+from .jobs import FAMILIES
 
-FAMILIES = ("closed", "gibbs", "bath", "multi_electron")
+#: Scalar of every job file carried into the figure files, so that plots can shade the times
+#: after which chain-end reflections reach the layers (spinvalve.geometry).
+REFLECTION = "reflection_time"
 
 TITLES = {
     "fig2": "Fig. 2: electron spin and localized spins, T = 0",
@@ -38,6 +41,7 @@ TITLES = {
     "fig_gibbs": "Peak MLN against the Gibbs temperature of the initial state",
     "fig_bath_lifetime": "MLN lifetime against the bath temperature T_bb",
     "fig_trajectory_count": "MLN with baths against the number of quantum trajectories",
+    "fig_boundary": "The paper's literal 201-site chain beside clean leads: chain-end reflections",
 }
 
 SWEEP_COORDS = {
@@ -102,7 +106,7 @@ def _pick(ds: xr.Dataset, names: Sequence[str], *, optional: Sequence[str] = ())
     if missing:
         raise AggregationError(f"{ds.attrs.get('_source_file', '?')}: missing variable(s) "
                                f"{missing}")
-    keep = list(names) + [n for n in optional if n in ds.variables]
+    keep = list(names) + [n for n in [*optional, REFLECTION] if n in ds.variables]
     bands = [f"{n}{s}" for n in keep for s in ("_lower", "_upper") if f"{n}{s}" in ds.variables]
     return ds[keep + bands]
 
@@ -158,6 +162,11 @@ def combine_bath_batches(datasets: list[xr.Dataset]) -> xr.Dataset:
     except ValueError as exc:  # CombineError: slices that do not belong together
         raise AggregationError(f"bath batches: {exc}") from exc
     out.attrs["bath_batches"] = "combined"
+    if REFLECTION in order[0]:
+        times = {float(d[REFLECTION]) for d in order if REFLECTION in d}
+        if len(times) > 1:
+            raise AggregationError(f"bath batches: different chains (reflection times {sorted(times)})")
+        out[REFLECTION] = order[0][REFLECTION]
     return out
 
 
@@ -232,7 +241,8 @@ def _fig3(files: Mapping[str, list[xr.Dataset]]) -> tuple[xr.Dataset, list[str]]
         g = [_expand(_pick(d, ["log_negativity"]), sweep_point(d), ["temperature"])
              for d in gibbs]
         g = _rename_time(_combine(g, ["temperature"], "fig3 gibbs"), "gibbs")
-        parts.append(g.rename({"log_negativity": "log_negativity_gibbs"}))
+        parts.append(g.rename({n: f"{n}_gibbs" for n in ("log_negativity", REFLECTION)
+                               if n in g.variables}))
     else:
         notes.append("no Gibbs job: the T_Gibbs line of panel (d) is missing")
     bath = [_expand(_pick(u, ["log_negativity"]), sweep_point(u), ["bath_temperature"])
@@ -240,12 +250,12 @@ def _fig3(files: Mapping[str, list[xr.Dataset]]) -> tuple[xr.Dataset, list[str]]
     if bath:
         b = _rename_time(_combine(bath, ["bath_temperature"], "fig3 bath"), "bath")
         parts.append(b.rename({n: n.replace("log_negativity", "log_negativity_bath")
-                               for n in b.data_vars}))
+                               .replace(REFLECTION, REFLECTION + "_bath") for n in b.data_vars}))
     elif not files["bath"]:
         notes.append("no bath job: the T_bb lines of panel (d) are missing")
     if not parts:
         return xr.Dataset(), notes
-    return xr.merge(parts, combine_attrs="drop"), notes
+    return xr.merge(parts, combine_attrs="override"), notes
 
 
 def _sweep_closed(files, names, optional=()) -> tuple[xr.Dataset, list[str]]:
@@ -328,21 +338,22 @@ def _lifetime_point(ds: xr.Dataset) -> xr.Dataset:
     from ..opensystem.bands import BAND_PERCENTILES
     from .bath import BatchSums, lifetime_band, mln_lifetime, subset_mln
     t = ds["time"].values
-    central = mln_lifetime(t, ds["log_negativity"].values)
-    first = mln_lifetime(t, ds["log_negativity"].values, rule="first")
+    t_valid = float(ds[REFLECTION]) if REFLECTION in ds else math.inf
+    central = mln_lifetime(t, ds["log_negativity"].values, t_valid)
     sums = BatchSums.from_dataset(ds)
     rng = np.random.default_rng([sums.seed, LIFETIME_SEED_TAG])
     _, reps = subset_mln(sums, sums.nonempty, rng)
-    lb = lifetime_band(sums.band_times, reps)
+    lb = lifetime_band(sums.band_times, reps, t_valid)
     out = _pick(ds, ["log_negativity"])
     out.attrs = {}
-    defn = ("time after the MLN maximum at which the MLN falls below maximum/e for the rest "
-            "of the simulated window (last downward crossing, linear interpolation)")
+    defn = ("1/e time: time after the MLN maximum at which the MLN first falls below "
+            "maximum/e (linear interpolation), within the window before reflection_time")
     out["lifetime"] = _var((), central.tau, "fs", "MLN lifetime tau: " + defn)
     out["lifetime_is_lower_bound"] = _var(
         (), np.int8(central.lower_bound), "1",
-        "1: the MLN had not decayed by the end of the window, lifetime = t_end - t_peak is a "
-        "lower bound", flag_values=np.array([0, 1], np.int8), flag_meanings="measured lower_bound")
+        "1: the MLN had not decayed by the end of the window (t_end or reflection_time, "
+        "whichever is earlier): lifetime = window end - t_peak is a lower bound",
+        flag_values=np.array([0, 1], np.int8), flag_meanings="measured lower_bound")
     pct = f"{BAND_PERCENTILES[1] - BAND_PERCENTILES[0]:g}%"
     out["lifetime_lower"] = _var((), lb.lower, "fs", f"MLN lifetime: lower end of the {pct} "
                                  "bootstrap interval over trajectory batches")
@@ -356,9 +367,6 @@ def _lifetime_point(ds: xr.Dataset) -> xr.Dataset:
     out["lifetime_censored_fraction"] = _var(
         (), lb.censored_fraction, "1",
         "fraction of bootstrap replicates whose MLN did not decay within the window")
-    out["lifetime_first_crossing"] = _var(
-        (), first.tau, "fs", "time after the MLN maximum of the first fall below maximum/e "
-        "(for comparison; lower bound if it never falls)")
     out["peak_log_negativity"] = _var((), central.peak, "1", "maximum over time of the MLN")
     out["time_of_peak"] = _var((), central.t_peak, "fs", "time of the MLN maximum")
     out["trajectory_count"] = _var((), int(ds.attrs.get("n_trajectories", sums.counts.sum())),
@@ -385,9 +393,9 @@ def _fig_bath_lifetime(files):
         closed.append(x)
     if closed:
         c = _rename_time(_combine(closed, ["n_spins"], "closed reference"), "closed")
-        c = c.rename({"log_negativity": "log_negativity_closed"})
+        c = c.rename({n: f"{n}_closed" for n in ("log_negativity", REFLECTION) if n in c})
         c["log_negativity_closed"].attrs["long_name"] = "MLN without baths (closed system, T = 0)"
-        ds = xr.merge([ds, c], combine_attrs="drop", join="outer")
+        ds = xr.merge([ds, c], combine_attrs="override", join="outer")
     else:
         notes.append("no closed-system job at the bath N: no reference curve without baths")
     return ds, notes
@@ -479,16 +487,50 @@ def _fig_trajectory_count(files):
         "n_spins": ((), point["n_spins"], SWEEP_COORDS["n_spins"]),
         "bath_temperature": ((), point["bath_temperature"], SWEEP_COORDS["bath_temperature"]),
     })
+    if REFLECTION in d:
+        ds[REFLECTION] = d[REFLECTION]
     if closed:
         c = _rename_time(_pick(closed[0], ["log_negativity"]), "closed")
         ds["log_negativity_closed"] = c["log_negativity"].assign_attrs(
             units="1", long_name="MLN without baths (closed system, T = 0)")
+        if REFLECTION in c:
+            ds[REFLECTION + "_closed"] = c[REFLECTION]
     return ds, notes
+
+
+def _fig_boundary(files):
+    """The paper's literal chain (family boundary) beside clean leads (closed, same N):
+    MLN, MI and <s_e^z>, each with the reflection time of its chain."""
+    names = ["log_negativity", "mutual_information", "electron_spin"]
+    if not files["boundary"]:
+        return xr.Dataset(), ["no boundary jobs (family boundary disabled?)"]
+    parts, notes = [], []
+    for fam, suffix in (("boundary", "literal"), ("closed", "clean")):
+        runs = []
+        for d in files[fam]:
+            x = _pick(d, names)
+            x["chain_sites"] = _var((), int(d.attrs.get("chain_sites", -1)), "1",
+                                    "sites of the whole chain (leads included)")
+            x = _expand(x, sweep_point(d), ["n_spins"])
+            x.attrs = {}
+            runs.append(x)
+        if not runs:
+            notes.append(f"no {fam} job at the boundary N: no {suffix}-chain curves")
+            continue
+        x = _combine(runs, ["n_spins"], f"fig_boundary {fam}")
+        x = x.rename({n: f"{n}_{suffix}" for n in [*names, REFLECTION, "chain_sites", "time"]
+                      if n in x.variables})
+        for n in names:
+            x[f"{n}_{suffix}"].attrs["long_name"] += (" on the paper's literal chain (chain.leads: "
+                                                     "none)" if suffix == "literal" else
+                                                     " on clean leads (chain.leads: auto)")
+        parts.append(x)
+    return xr.merge(parts, combine_attrs="override", join="outer"), notes
 
 
 BUILDERS = {"fig2": _fig2, "fig3": _fig3, "fig4": _fig4, "fig5": _fig5, "fig6": _fig6,
             "fig7": _fig7, "fig_gibbs": _fig_gibbs, "fig_bath_lifetime": _fig_bath_lifetime,
-            "fig_trajectory_count": _fig_trajectory_count}
+            "fig_trajectory_count": _fig_trajectory_count, "fig_boundary": _fig_boundary}
 
 
 def aggregate(figure: str, inputs: Mapping[str, Sequence[str | Path]],

@@ -8,14 +8,16 @@ times). Nothing here averages an MLN: every curve, including each bootstrap
 replicate, is the MLN of an averaged rho_FM (SPEC "Observables").
 
 **MLN lifetime** (:func:`mln_lifetime`, docs/open_system.md "MLN lifetime").
-With E(t) the MLN and t_pk the time of its maximum E_pk, the lifetime is
-tau = t_x - t_pk, where t_x is the time at which E falls below E_pk / e *for
-good* (the last downward crossing of E_pk / e in the simulated window,
-linearly interpolated between output times). A dip below E_pk / e that
-recovers (the closed 2+2 dynamics dips to half its plateau and recovers) is
-not a decay. If E is still >= E_pk / e at the last output time, the decay is
-not resolved: tau >= t_end - t_pk is recorded as a *lower bound* (flag set).
-``rule="first"`` takes the first crossing instead (for comparison).
+With E(t) the MLN and t_pk the time of its maximum E_pk, the lifetime is the
+1/e time tau = t_x - t_pk, where t_x is the first time after the peak at which
+E falls below E_pk / e (linearly interpolated between output times). For an
+exponential decay after the peak it is the time constant. Only the window
+before the chain-end reflection time counts (``valid_until``): later, the
+chain's ends, not the baths, move the MLN. On clean leads the closed-system
+MLN is constant once the packet has left the layers, so every fall below
+E_pk / e is decoherence. If E is still >= E_pk / e at the end of the window,
+the decay is not resolved: tau >= t_end - t_pk is recorded as a *lower bound*
+(flag set).
 
 **Bands by a bootstrap over trajectory batches** (:func:`subset_mln`). A
 replicate resamples the batches with replacement (the same draw at every
@@ -45,7 +47,6 @@ DROP = math.e
 PEAK_FLOOR = 1e-10
 #: The MLN onset: the first time the reference MLN exceeds this fraction of its maximum.
 ONSET_FRACTION = 0.01
-RULES = ("last", "first")
 
 
 @dataclass(frozen=True)
@@ -58,20 +59,18 @@ class Lifetime:
     peak: float           #: the maximum
 
 
-def mln_lifetime(times: Sequence[float], values: Sequence[float], rule: str = "last") -> Lifetime:
-    """Time after its peak at which the MLN falls below peak / e (see the module docstring).
+def mln_lifetime(times: Sequence[float], values: Sequence[float],
+                 valid_until: float = math.inf) -> Lifetime:
+    """1/e time of the MLN after its peak (see the module docstring).
 
     Parameters
     ----------
     times, values : the MLN curve E(t); NaN samples (e.g. ``negativity_stride``) are skipped.
-    rule : ``"last"`` (default): the last downward crossing, after which E stays below
-        peak / e up to the end of the window; ``"first"``: the first crossing after the peak.
+    valid_until : the curve's chain-end reflection time (fs): later samples are not used.
     """
-    if rule not in RULES:
-        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
     t = np.asarray(times, dtype=float)
     e = np.asarray(values, dtype=float)
-    ok = np.isfinite(t) & np.isfinite(e)
+    ok = np.isfinite(t) & np.isfinite(e) & (t <= valid_until)
     t, e = t[ok], e[ok]
     if not len(t):
         return Lifetime(math.nan, False, math.nan, math.nan)
@@ -80,12 +79,8 @@ def mln_lifetime(times: Sequence[float], values: Sequence[float], rule: str = "l
     if not peak > PEAK_FLOOR:
         return Lifetime(math.nan, False, float(t[i]), peak)
     threshold = peak / DROP
-    above = e[i:] >= threshold          # True at the peak itself
-    if rule == "last":
-        j = i + int(np.nonzero(above)[0][-1])
-    else:
-        below = np.nonzero(~above)[0]
-        j = i + int(below[0]) - 1 if len(below) else len(e) - 1
+    below = np.nonzero(e[i:] < threshold)[0]       # never at the peak itself
+    j = i + int(below[0]) - 1 if len(below) else len(e) - 1
     if j == len(e) - 1:
         return Lifetime(float(t[-1] - t[i]), True, float(t[i]), peak)
     frac = (e[j] - threshold) / (e[j] - e[j + 1])        # e[j] >= threshold > e[j + 1]
@@ -190,11 +185,12 @@ class LifetimeBand:
     censored_fraction: float    #: replicates whose MLN did not decay within the window
 
 
-def lifetime_band(times: np.ndarray, replicates: np.ndarray | None, rule: str = "last") -> LifetimeBand:
+def lifetime_band(times: np.ndarray, replicates: np.ndarray | None,
+                  valid_until: float = math.inf) -> LifetimeBand:
     """Percentile band of the lifetime over bootstrap replicates (rows of ``replicates``)."""
     if replicates is None:
         return LifetimeBand(math.nan, math.nan, False, math.nan)
-    lts = [mln_lifetime(times, r, rule) for r in replicates]
+    lts = [mln_lifetime(times, r, valid_until) for r in replicates]
     tau = np.array([lt.tau for lt in lts])
     cens = np.array([lt.lower_bound for lt in lts])
     ok = np.isfinite(tau)

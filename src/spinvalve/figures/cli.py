@@ -28,7 +28,8 @@ def _aggregate(args: argparse.Namespace) -> int:
             write_bath_merge(args.bath, args.output)
         else:
             inputs = {"closed": args.closed or [], "gibbs": args.gibbs or [],
-                      "bath": args.bath or [], "multi_electron": args.multi_electron or []}
+                      "bath": args.bath or [], "multi_electron": args.multi_electron or [],
+                      "boundary": args.boundary or []}
             write_figure_data(args.figure, inputs, args.output, settings)
     except (AggregationError, OutputError, FileNotFoundError, yaml.YAMLError) as exc:
         print(f"spinvalve aggregate: error: {exc}", file=sys.stderr)
@@ -57,6 +58,8 @@ def add_subcommands(subparsers) -> None:
                    help="bath job files (merged per point; batches for bath_batches)")
     p.add_argument("--multi-electron", nargs="*", metavar="NC", dest="multi_electron",
                    help="multi-electron (tDMRG) job files")
+    p.add_argument("--boundary", nargs="*", metavar="NC",
+                   help="closed-system job files on the paper's literal chain (chain.leads: none)")
     p.add_argument("--settings", help="figure settings (YAML/JSON) recorded as provenance")
     p.add_argument("--output", "-o", required=True)
     p.set_defaults(func=_aggregate)

@@ -23,7 +23,15 @@ gibbs           spins_per_layer x T_gibbs               3(d) dotted, gibbs
 bath            spins_per_layer x T_bb x batch          3(d) solid + band, bath_lifetime,
                                                         trajectory_count
 multi_electron  n_electrons                             6
+boundary        spins_per_layer                         boundary
 ==============  ======================================  ====================
+
+``boundary`` runs closed-system jobs on the paper's literal chain
+(``chain.leads: none``, L = 201), whose ends reflect the electron back into
+the layers inside the window; ``fig_boundary`` draws them beside the
+clean-lead ``closed`` jobs. Every other single-electron job must have
+``reflection_time > t_end`` (:func:`validate`), so no other figure shows a
+chain-end artefact.
 """
 
 from __future__ import annotations
@@ -39,12 +47,12 @@ import yaml
 
 from ..config import ConfigError, load_config
 
-FAMILIES = ("closed", "gibbs", "bath", "multi_electron")
+FAMILIES = ("closed", "gibbs", "bath", "multi_electron", "boundary")
 
 #: Figures drawn by the pipeline: paper Figs. 2-7, the Gibbs figure and two bath figures
 #: (MLN lifetime against T_bb; MLN against the number of trajectories).
 FIGURES = ("fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig_gibbs", "fig_bath_lifetime",
-           "fig_trajectory_count")
+           "fig_trajectory_count", "fig_boundary")
 
 #: Sweep keys of each family, in path order: (config list key, path key).
 SWEEPS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -53,6 +61,7 @@ SWEEPS: dict[str, tuple[tuple[str, str], ...]] = {
     "bath": (("spins_per_layer", "spins_per_layer"), ("temperatures", "T_bb"),
              ("batches", "batch")),
     "multi_electron": (("n_electrons", "n_electrons"),),
+    "boundary": (("spins_per_layer", "spins_per_layer"),),
 }
 
 #: How ``enabled: auto`` decides whether the engine implements a family.
@@ -69,9 +78,13 @@ FAMILY_PROBES: dict[str, tuple[tuple[str, str | None], ...]] = {
     "bath": (("spinvalve.simulate", "run_job"), ("spinvalve.opensystem", "run_open")),
     "multi_electron": (("spinvalve.simulate", "run_job"), ("spinvalve.tdmrg", "run_tdmrg"),
                        ("tenpy", None)),
+    "boundary": (("spinvalve.simulate", "run_job"),),
 }
 
 RESULTS = "results"
+
+#: Families whose figures must not show chain-end reflections (reflection_time > t_end).
+REFLECTION_FREE = ("closed", "gibbs", "bath")
 
 
 class PipelineConfigError(ValueError):
@@ -296,6 +309,8 @@ def _job_mapping(config: Mapping, family: str, point: Mapping[str, Any]) -> dict
         sweep["trajectories"] = {"first": int(point["batch"]) * per, "count": per, "bands": False}
     if family == "multi_electron":
         sweep["multi_electron"] = {"n_electrons": int(point["n_electrons"])}
+    if family == "boundary":
+        sweep["chain"] = {"leads": "none"}     # the paper's literal chain: what the family is
     return deep_merge(config.get("job") or {}, fam.get("job") or {}, sweep)
 
 
@@ -358,10 +373,17 @@ def validate(config: Mapping, status: Mapping[str, tuple[bool, str]] | None = No
             where = ", ".join(f"{k} = {fmt_value(v)}" for k, v in job.point)
             sweep_keys = "/".join(f"{fam}.{lk}" for lk, _ in SWEEPS[fam])
             try:
-                load_config(job.mapping)
+                cfg = load_config(job.mapping)
             except ConfigError as exc:
                 raise PipelineConfigError(
                     f"{sweep_keys}: the job at {where} is invalid: {exc}") from None
+            t_r = cfg.geometry.reflection_time
+            if fam in REFLECTION_FREE and t_r <= cfg.time.t_end:
+                raise PipelineConfigError(
+                    f"{fam}.job: the job at {where} would show chain-end reflections: amplitude "
+                    f"reflected by a chain end reaches the layers at t = {t_r:.1f} fs < "
+                    f"time.t_end = {cfg.time.t_end:g} fs; set job.chain.leads: auto (the "
+                    "boundary family shows the paper's literal chain)")
     figs = config.get("figures") or {}
     if status["closed"][0]:
         closed = set(int(n) for n in (config.get("closed") or {}).get("spins_per_layer") or [])
@@ -376,6 +398,14 @@ def validate(config: Mapping, status: Mapping[str, tuple[bool, str]] | None = No
             if bad:
                 raise PipelineConfigError(
                     f"figures.{key}: {bad} not in closed.spins_per_layer {sorted(closed)}")
+    if status["boundary"][0] and status["closed"][0]:
+        closed = set(int(n) for n in (config.get("closed") or {}).get("spins_per_layer") or [])
+        bad = sorted(set(int(n) for n in (config.get("boundary") or {}).get("spins_per_layer")
+                         or []) - closed)
+        if bad:
+            raise PipelineConfigError(
+                f"boundary.spins_per_layer: {bad} not in closed.spins_per_layer {sorted(closed)} "
+                "(fig_boundary draws each beside its clean-lead run)")
     if status["bath"][0]:
         temps = [float(t) for t in (config.get("bath") or {}).get("temperatures") or []]
         t_tc = figs.get("fig_trajectory_count_temperature")
@@ -448,7 +478,7 @@ def figure_inputs(config: Mapping, jobs: Mapping[tuple[str, str], Job], figure: 
     """
     figs = config.get("figures") or {}
     ref = _reference(config)
-    empty: dict[str, list[str]] = {"closed": [], "gibbs": [], "bath": [], "multi_electron": []}
+    empty: dict[str, list[str]] = {fam: [] for fam in FAMILIES}
     if figure in ("fig2", "fig5"):
         return {**empty, "closed": _closed_selection(config, jobs, None)}
     if figure == "fig3":
@@ -492,6 +522,12 @@ def figure_inputs(config: Mapping, jobs: Mapping[tuple[str, str], Job], figure: 
         closed = [j.output for (f, _), j in jobs.items()
                   if f == "closed" and j.value("spins_per_layer") == n]
         return {**empty, "closed": closed, "bath": merged}
+    if figure == "fig_boundary":
+        literal = [j for (f, _), j in jobs.items() if f == "boundary"]
+        spins = {j.value("spins_per_layer") for j in literal}
+        closed = [j.output for (f, _), j in jobs.items()
+                  if f == "closed" and j.value("spins_per_layer") in spins]
+        return {**empty, "closed": closed, "boundary": [j.output for j in literal]}
     raise KeyError(f"unknown figure {figure!r}; known: {FIGURES}")
 
 
@@ -509,6 +545,7 @@ def figure_settings(config: Mapping, figure: str) -> dict:
         "fig_gibbs": (),
         "fig_bath_lifetime": (),
         "fig_trajectory_count": ("reference_spins_per_layer", "fig_trajectory_count_temperature"),
+        "fig_boundary": (),
     }[figure]
     out = {"figure": figure, **{k: figs.get(k) for k in keys}}
     if figure == "fig_trajectory_count":

@@ -76,6 +76,45 @@ def _spins_label(n_spins: int) -> str:
     return f"{n_spins // 2}+{n_spins - n_spins // 2}"
 
 
+#: gid of the span marking t > reflection_time (the plot tests find it by this).
+REFLECTION_GID = "chain_end_reflection"
+REFLECTION_LABEL = "chain-end reflections reach the layers"
+
+
+def reflection_start(ds: xr.Dataset, names: Sequence[str] = ("reflection_time",),
+                     **sel) -> float:
+    """Earliest reflection time (fs) among the variables ``names`` (optionally ``.sel``-ed);
+    inf when none is recorded."""
+    vals = []
+    for n in names:
+        if n in ds:
+            v = ds[n]
+            v = v.sel({k: x for k, x in sel.items() if k in v.dims})
+            vals.append(np.asarray(v.values, dtype=float).ravel())
+    v = np.concatenate(vals) if vals else np.array([])
+    v = v[np.isfinite(v)]
+    return float(v.min()) if v.size else np.inf
+
+
+def shade_reflections(ax, ds: xr.Dataset, unit: str, t_max: float,
+                      names: Sequence[str] = ("reflection_time",), **sel):
+    """Shade t > reflection_time up to ``t_max`` (in ``unit``) where that lies inside the
+    window, with a legend entry; returns the span or None."""
+    t_r = reflection_start(ds, names, **sel) * _time_scale(ds, unit)
+    if not t_r < t_max:
+        return None
+    return ax.axvspan(t_r, t_max, color="0.85", alpha=0.6, lw=0, zorder=0, gid=REFLECTION_GID,
+                      label=REFLECTION_LABEL)
+
+
+def _legend(ax, **kw) -> None:
+    """A legend of every labelled artist (lines and the reflection span), if there is one."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        kw.setdefault("fontsize", 7)
+        ax.legend(handles, labels, **kw)
+
+
 # ---------------------------------------------------------------------------
 # figures
 # ---------------------------------------------------------------------------
@@ -88,7 +127,8 @@ def plot_fig2(ds: xr.Dataset, unit: str = "fs"):
         for comp, style in zip(("x", "y", "z"), ("--", ":", "-")):
             ax.plot(t, ds["electron_spin"].sel(component=comp), style,
                     label=rf"$\langle \hat s^{comp}_e \rangle$")
-        ax.legend(loc="best", fontsize=8)
+        shade_reflections(ax, ds, unit, t[-1])
+        _legend(ax, loc="best", fontsize=8)
     else:
         _no_data(ax, _notes(ds))
     ax.set_ylabel(r"$\langle \hat{\mathbf{s}}_e \rangle$")
@@ -103,7 +143,8 @@ def plot_fig2(ds: xr.Dataset, unit: str = "fs"):
             style = "-" if layers[i] == "p" else "--"
             ax.plot(t, sz.isel(spin=i), style, color=cmap(i % cmap.N),
                     label=f"i = {i + 1} (FM$_{layers[i]}$)")
-        ax.legend(loc="center right", fontsize=7, ncol=2)
+        shade_reflections(ax, ds, unit, t[-1])
+        _legend(ax, loc="center right", fontsize=7, ncol=2)
     else:
         _no_data(ax, _notes(ds))
     ax.set_ylabel(r"$\langle \hat S^z_i \rangle$")
@@ -121,9 +162,11 @@ def plot_fig3(ds: xr.Dataset, unit: str = "fs"):
         a.plot(t, ds["entropy_pa"], "k-")
         b.plot(t, ds["entropy_p"], "k-.", label=r"FM$_p$")
         b.plot(t, ds["entropy_a"], "k:", label=r"FM$_a$")
-        b.legend(loc="best", fontsize=8)
         c.plot(t, ds["mutual_information"], "k-")
         d.plot(t, ds["log_negativity"], "k-", label="T = 0 K")
+        for ax in (a, b, c):
+            shade_reflections(ax, ds, unit, t[-1])
+            _legend(ax, loc="best", fontsize=8)
     else:
         for ax in (a, b, c):
             _no_data(ax, _notes(ds))
@@ -145,7 +188,10 @@ def plot_fig3(ds: xr.Dataset, unit: str = "fs"):
             d.plot(tb, var.sel(bath_temperature=temp), "-", color=col,
                    label=f"$T_{{bb}}$ = {temp:g} K")
     if d.lines:
-        d.legend(loc="best", fontsize=8)
+        t_max = max(float(np.max(line.get_xdata())) for line in d.lines)
+        shade_reflections(d, ds, unit, t_max, names=("reflection_time", "reflection_time_gibbs",
+                                                     "reflection_time_bath"))
+        _legend(d, loc="best", fontsize=8)
     else:
         _no_data(d, _notes(ds))
     a.set_ylabel(r"$S_{\mathrm{FM}_p \cup \mathrm{FM}_a}$")
@@ -177,7 +223,8 @@ def plot_fig4(ds: xr.Dataset, unit: str = "fs"):
         for i, n in enumerate(ns):
             ax.plot(t, ds["log_negativity"].sel(n_spins=n), color=cmap(i / max(len(ns) - 1, 1)),
                     label=_spins_label(int(n)))
-        ax.legend(title="N/2 + N/2", fontsize=8, loc="best")
+        shade_reflections(ax, ds, unit, t[-1])
+        _legend(ax, title="N/2 + N/2", fontsize=8, loc="best")
     else:
         _no_data(ax, _notes(ds))
     ax.set_xlabel(time_label(unit))
@@ -186,38 +233,50 @@ def plot_fig4(ds: xr.Dataset, unit: str = "fs"):
 
 
 def magnon_groups(n_spins: int) -> list[list[int]]:
-    """Paper Fig. 5 panels: (a) m = 0, 1, 2 (+ W); m >= 3 split over (b)-(d)."""
+    """Paper Fig. 5 panels: (a) m = 0, 1, 2 (+ W); m >= 3 split over up to three more panels,
+    as many as there are sectors (no empty panel: 2+2 has m = 3 and m = 4 only)."""
     rest = list(range(3, n_spins + 1))
-    chunks = np.array_split(np.array(rest, dtype=int), 3) if rest else [[], [], []]
-    return [[m for m in range(min(2, n_spins) + 1)]] + [list(map(int, c)) for c in chunks]
+    chunks = [list(map(int, c)) for c in np.array_split(np.array(rest, dtype=int),
+                                                         min(3, len(rest)))] if rest else []
+    return [[m for m in range(min(2, n_spins) + 1)]] + chunks
+
+
+def _panel_grid(n: int, width: float = 4.0, height: float = 3.0):
+    """1, 2 (1 x 2) or 3-4 (2 x 2) panels; an unused fourth axis is removed."""
+    rows, cols = (1, n) if n <= 2 else (2, 2)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), sharex=True,
+                             constrained_layout=True, squeeze=False)
+    axes = list(axes.ravel())
+    for ax in axes[n:]:
+        fig.delaxes(ax)
+    return fig, axes[:n]
 
 
 def plot_fig5(ds: xr.Dataset, unit: str = "fs"):
-    fig, axes = plt.subplots(2, 2, figsize=(8.0, 6.0), sharex=True, constrained_layout=True)
-    axes = axes.ravel()
-    if "magnon_probability" in ds:
-        t = time_values(ds, "time", unit)
-        mags = [int(m) for m in ds["magnons"].values]
-        groups = magnon_groups(max(mags))
-        cmap = plt.get_cmap("tab10")
-        for ax, group in zip(axes, groups):
-            for m in group:
-                ax.plot(t, ds["magnon_probability"].sel(magnons=m), color=cmap(m % 10),
-                        label=f"m = {m}")
-            if group and group[0] == 0 and "w_state_probability" in ds:
-                ax.plot(t, ds["w_state_probability"], "k:", label="1-magnon W")
-            if group:
-                ax.legend(fontsize=8, loc="best")
-            else:
-                _no_data(ax, f"no m-magnon sector for N = {max(mags)}")
-    else:
-        for ax in axes:
-            _no_data(ax, _notes(ds))
-    for ax, lab in zip(axes, "abcd"):
+    if "magnon_probability" not in ds:
+        fig, axes = _panel_grid(1)
+        _no_data(axes[0], _notes(ds))
+        return fig
+    t = time_values(ds, "time", unit)
+    mags = [int(m) for m in ds["magnons"].values]
+    groups = magnon_groups(max(mags))
+    fig, axes = _panel_grid(len(groups))
+    cmap = plt.get_cmap("tab10")
+    for ax, group, lab in zip(axes, groups, "abcd"):
+        for m in group:
+            ax.plot(t, ds["magnon_probability"].sel(magnons=m), color=cmap(m % 10),
+                    label=f"m = {m}")
+        if group[0] == 0 and "w_state_probability" in ds:
+            ax.plot(t, ds["w_state_probability"], "k:", label="1-magnon W")
+        shade_reflections(ax, ds, unit, t[-1])
+        _legend(ax, fontsize=8, loc="best")
         _panel_label(ax, lab)
         ax.set_ylabel(r"Prob$_{m\text{-magnons}}$")
-    for ax in axes[2:]:
+    n_last = 2 if len(axes) > 2 else 0
+    for ax in axes[n_last:]:
         ax.set_xlabel(time_label(unit))
+    if "reference_n_spins" in ds.attrs:
+        fig.suptitle(f"{_spins_label(int(ds.attrs['reference_n_spins']))} spins", fontsize=9)
     return fig
 
 
@@ -234,9 +293,13 @@ def plot_fig6(ds: xr.Dataset, unit: str = "fs"):
                 style = "-" if layers[i] == "p" else "--"
                 axes[0, j].plot(t, sz.isel(spin=i), style, color=cmap(i % 10), label=f"i = {i + 1}")
             axes[0, j].set_title(f"$N_e$ = {ne}")
-            axes[1, j].plot(t, ds["entropy_half"].sel(n_electrons=ne), "k-")
+            axes[1, j].plot(t, ds["entropy_half"].sel(n_electrons=ne), "k-",
+                            label=f"$N_e$ = {ne}")
+            for ax in axes[:, j]:
+                shade_reflections(ax, ds, unit, t[-1], n_electrons=ne)
+            _legend(axes[1, j], fontsize=7, loc="lower right")
         if nes:
-            axes[0, 0].legend(fontsize=7, ncol=2, loc="center right")
+            _legend(axes[0, 0], fontsize=7, ncol=2, loc="center right")
         for j in range(len(nes), 3):
             _no_data(axes[0, j], "no job")
             _no_data(axes[1, j], "no job")
@@ -252,25 +315,49 @@ def plot_fig6(ds: xr.Dataset, unit: str = "fs"):
     return fig
 
 
+def _k_style(k: float) -> str:
+    """Line style of a QFI momentum (paper Fig. 7: k = pi/6 dotted, k = pi/2 solid)."""
+    return ":" if np.isclose(k, np.pi / 6) else ("-" if np.isclose(k, np.pi / 2) else "--")
+
+
+QFI_PANELS = (("qfi_bound", "Eq. 29 bound (the paper's $f_Q$)"),
+              ("qfi_exact", "exact mixed-state QFI"))
+WITNESS_GID = "multipartite_witness"
+
+
 def plot_fig7(ds: xr.Dataset, unit: str = "fs"):
-    fig, ax = plt.subplots(figsize=(5.5, 4.0), constrained_layout=True)
-    if "qfi_bound" in ds:
+    """(a) the Eq. 29 bound, which the paper plots, (b) the exact mixed-state QFI density,
+    both with S^z = sigma^z / 2 and the witness threshold f_Q = 1 (above it: multipartite
+    entanglement)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10.0, 4.0), sharey=True, constrained_layout=True)
+    if "qfi_bound" not in ds:
+        for ax in axes:
+            _no_data(ax, _notes(ds))
+    else:
         t = time_values(ds, "time", unit)
         ns = list(ds["n_spins"].values)
         cmap = plt.get_cmap("plasma")
         ks = [float(k) for k in ds["k"].values]
-        for i, n in enumerate(ns):
-            col = cmap(0.85 * i / max(len(ns) - 1, 1))
-            for k in ks:
-                style = ":" if np.isclose(k, np.pi / 6) else ("-" if np.isclose(k, np.pi / 2)
-                                                            else "--")
-                ax.plot(t, ds["qfi_bound"].sel(n_spins=n, k=k), style, color=col,
-                        label=f"{_spins_label(int(n))}, k = {_k_label(k)}")
-        ax.legend(fontsize=7, loc="best", ncol=2)
-    else:
-        _no_data(ax, _notes(ds))
-    ax.set_xlabel(time_label(unit))
-    ax.set_ylabel(r"$f_Q$")
+        for ax, (name, title) in zip(axes, QFI_PANELS):
+            ax.set_title(title, fontsize=9)
+            if name not in ds:
+                _no_data(ax, f"no {name} in the data")
+                continue
+            for i, n in enumerate(ns):
+                col = cmap(0.85 * i / max(len(ns) - 1, 1))
+                for k in ks:
+                    ax.plot(t, ds[name].sel(n_spins=n, k=k), _k_style(k), color=col,
+                            label=f"{_spins_label(int(n))}, k = {_k_label(k)}")
+            ax.axhline(1.0, color="0.3", lw=0.8, ls="--", gid=WITNESS_GID,
+                       label=r"$f_Q = 1$: above, multipartite entanglement")
+            shade_reflections(ax, ds, unit, t[-1])
+            _legend(ax, fontsize=7, loc="best", ncol=2)
+        axes[0].text(0.98, 0.02, r"$\hat S^z_i = \hat\sigma^z_i / 2$", transform=axes[0].transAxes,
+                     ha="right", va="bottom", fontsize=8)
+    for ax, lab in zip(axes, "ab"):
+        ax.set_xlabel(time_label(unit))
+        _panel_label(ax, lab)
+    axes[0].set_ylabel(r"$f_Q$ (QFI density)")
     return fig
 
 
@@ -294,7 +381,8 @@ def plot_fig_gibbs(ds: xr.Dataset, unit: str = "fs"):
             y = ds["log_negativity"].sel(n_spins=n0, temperature=temp)
             if bool(y.notnull().any()):
                 a.plot(t, y, color=cmap(i / max(len(temps) - 1, 1)), label=f"{temp:g} K")
-        a.legend(title=f"$T_{{Gibbs}}$ ({_spins_label(n0)})", fontsize=7)
+        shade_reflections(a, ds, unit, t[-1], n_spins=n0)
+        _legend(a, title=f"$T_{{Gibbs}}$ ({_spins_label(n0)})", fontsize=7)
         for n in ns:
             peak = ds["peak_log_negativity"].sel(n_spins=n)
             ok = peak.notnull()
@@ -362,7 +450,9 @@ def plot_fig_bath_lifetime(ds: xr.Dataset, unit: str = "fs"):
                        color=col, mec="k", ms=5)
         top = max((float(np.nanmax(line.get_ydata())) for line in a.lines), default=0.0)
         a.set_ylim(bottom=0, top=1.45 * top if top > 0 else 1)
-        a.legend(title=_spins_label(n0), fontsize=7, loc="upper center", ncol=3)
+        shade_reflections(a, ds, unit, t[-1], names=("reflection_time", "reflection_time_closed"),
+                          n_spins=n0)
+        _legend(a, title=_spins_label(n0), fontsize=7, loc="upper center", ncol=3)
         _lifetime_panel(b, ds, ns, scale)
     else:
         _no_data(a, _notes(ds))
@@ -440,8 +530,11 @@ def plot_fig_trajectory_count(ds: xr.Dataset, unit: str = "fs"):
         b.set_ylim(1e-8, 3 * top if top > 0 else 1)
         if np.isfinite(t_on):
             b.axvspan(0, t_on, color="0.9", zorder=0, label="before onset")
-        a.legend(title="trajectories", fontsize=7, loc="upper center", ncol=4)
-        b.legend(fontsize=7, loc="lower right")
+        shade_reflections(a, ds, unit, t[-1], names=("reflection_time", "reflection_time_closed"))
+        shade_reflections(b, ds, unit, t[t <= early_end][-1],
+                          names=("reflection_time", "reflection_time_closed"))
+        _legend(a, title="trajectories", fontsize=7, loc="upper center", ncol=4)
+        _legend(b, fontsize=7, loc="lower right")
         _count_panel(c, ds, counts)
         temp = float(ds["bath_temperature"]) if "bath_temperature" in ds.coords else np.nan
         n_sp = int(ds["n_spins"]) if "n_spins" in ds.coords else 0
@@ -501,11 +594,52 @@ def _count_panel(ax, ds: xr.Dataset, counts: list[int]) -> None:
     ax.legend(fontsize=7, loc="upper right")
 
 
+BOUNDARY_PANELS = (("log_negativity", r"$E_N$ (MLN)"),
+                   ("mutual_information", r"$I(\mathrm{FM}_p{:}\mathrm{FM}_a)$"),
+                   ("electron_spin", r"$\langle \hat s^z_e \rangle$"))
+
+
+def plot_fig_boundary(ds: xr.Dataset, unit: str = "fs"):
+    """MLN, MI and <s_e^z> on the paper's literal chain (solid) and on clean leads (dashed)
+    for the first N of the data; t > reflection_time of the literal chain shaded."""
+    fig, axes = plt.subplots(1, 3, figsize=(13.0, 3.8), constrained_layout=True)
+    if "log_negativity_literal" not in ds:
+        for ax in axes:
+            _no_data(ax, _notes(ds))
+    else:
+        n0 = int(ds["n_spins"].values[0])
+        for ax, (name, ylabel) in zip(axes, BOUNDARY_PANELS):
+            for suffix, style, label in (("literal", "-", "paper's chain, L = {L}"),
+                                         ("clean", "--", "clean leads, L = {L}")):
+                var = f"{name}_{suffix}"
+                if var not in ds:
+                    continue
+                y = ds[var].sel(n_spins=n0)
+                if "component" in y.dims:
+                    y = y.sel(component="z")
+                t = time_values(ds, f"time_{suffix}", unit)
+                L = (int(ds[f"chain_sites_{suffix}"].sel(n_spins=n0))
+                     if f"chain_sites_{suffix}" in ds else "?")
+                ax.plot(t, y, style, color="k" if suffix == "literal" else "C0",
+                        label=label.format(L=L))
+            t_lit = time_values(ds, "time_literal", unit)
+            shade_reflections(ax, ds, unit, t_lit[-1], names=("reflection_time_literal",),
+                              n_spins=n0)
+            ax.set_ylabel(ylabel)
+            ax.set_xlabel(time_label(unit))
+            _legend(ax, fontsize=7, loc="best")
+        axes[0].set_title(f"{_spins_label(n0)} spins", fontsize=9)
+    for ax, lab in zip(axes, "abc"):
+        _panel_label(ax, lab)
+    return fig
+
+
 PLOTTERS: dict[str, Callable] = {"fig2": plot_fig2, "fig3": plot_fig3, "fig4": plot_fig4,
                                  "fig5": plot_fig5, "fig6": plot_fig6, "fig7": plot_fig7,
                                  "fig_gibbs": plot_fig_gibbs,
                                  "fig_bath_lifetime": plot_fig_bath_lifetime,
-                                 "fig_trajectory_count": plot_fig_trajectory_count}
+                                 "fig_trajectory_count": plot_fig_trajectory_count,
+                                 "fig_boundary": plot_fig_boundary}
 
 
 def draw(figure: str, data: str | Path | xr.Dataset, unit: str = "fs"):
