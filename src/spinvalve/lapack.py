@@ -55,6 +55,28 @@ def _load():
 _ZHEEVD_2STAGE = _load()
 
 
+_CONTROLLER = []
+
+
+def blas_threads(n: int | None):
+    """Context: at most ``n`` BLAS/LAPACK threads (None: the configured default, e.g.
+    OPENBLAS_NUM_THREADS). The controller is built once (a fresh one rescans the
+    loaded libraries, about 2 ms)."""
+    if not _CONTROLLER:
+        from threadpoolctl import ThreadpoolController
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=n if n is not None else _default_threads(), user_api="blas")
+
+
+def _default_threads() -> int:
+    """Threads the BLAS was started with (its environment variables, else every core)."""
+    for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        v = os.environ.get(k, "")
+        if v.isdigit() and int(v) > 0:
+            return int(v)
+    return os.cpu_count() or 1
+
+
 def have_two_stage() -> bool:
     return _ZHEEVD_2STAGE is not None
 

@@ -25,9 +25,15 @@ from .basis import SpinLayers
 DENSE_LIMIT = 2048
 
 
-def _gram_factor(r: np.ndarray) -> np.ndarray:
-    """F with F F^dag = r for a Hermitian positive (semi)definite block: U sqrt(p) on p > 0."""
+def _gram_factor(r: np.ndarray, eig: dict | None = None, K: int | None = None) -> np.ndarray:
+    """F with F F^dag = r for a Hermitian positive (semi)definite block: U sqrt(p) on p > 0.
+
+    With ``eig`` the full eigen-decomposition (p descending, U) is stored as
+    ``eig[K]`` for :meth:`BlockDensityMatrix.eig`, which then costs nothing.
+    """
     p, u = np.linalg.eigh(0.5 * (r + r.conj().T))
+    if eig is not None:
+        eig[K] = (p[::-1], u[:, ::-1])
     keep = p > 0
     return u[:, keep] * np.sqrt(p[keep])
 
@@ -89,8 +95,10 @@ class BlockDensityMatrix:
     def from_dense_blocks(cls, layers: SpinLayers, blocks: dict[int, np.ndarray]) -> "BlockDensityMatrix":
         """Factor given Hermitian positive blocks (summed Gram products, tests,
         combining ensembles); the blocks are kept as the cache of :meth:`dense`."""
-        rho = cls(layers, {K: _gram_factor(r) for K, r in blocks.items()})
+        eig: dict = {}
+        rho = cls(layers, {K: _gram_factor(r, eig, K) for K, r in blocks.items()})
         rho.__dict__["_dense"] = dict(blocks)
+        rho.__dict__["_eig"] = eig
         return rho
 
     # -- access ---------------------------------------------------------------------
@@ -144,6 +152,72 @@ class BlockDensityMatrix:
             p, u = s2[keep], f @ v[:, keep]
             u /= np.sqrt(p)  # in place: u is n_K x rank (1.2 GB for 10+10)
         return p[::-1], u[:, ::-1]
+
+    def eig(self, K: int) -> tuple[np.ndarray, np.ndarray]:
+        """Eigenpairs (p descending, U) of rho_K spanning its range, computed once (cached).
+
+        The cheaper side: when the factor F (n_K x r) is narrower than tall,
+        F^dag F = V s V^dag (r x r) gives p = s and U = F V s^{-1/2} on
+        s > 1e-15 max s (rho_K = F F^dag = U diag(p) U^dag); otherwise the dense
+        block is diagonalised (all n_K pairs; null ones have p = 0). Unlike
+        :meth:`eigh` (the reference) a block below ``DENSE_LIMIT`` with a
+        narrow factor also takes the r x r side. The dense blocks of
+        :meth:`from_dense_blocks` come with their decomposition already made.
+        """
+        cache = self.__dict__.setdefault("_eig", {})
+        if K not in cache:
+            f = self.factors[K]
+            n, r = f.shape
+            if r < n:
+                g = f.conj().T @ f
+                s2, v = np.linalg.eigh(0.5 * (g + g.conj().T))
+                keep = s2 > s2.max(initial=0.0) * 1e-15
+                p, u = s2[keep], f @ v[:, keep]
+                u /= np.sqrt(p)
+            else:
+                p, u = np.linalg.eigh(0.5 * (self.dense(K) + self.dense(K).conj().T))
+            cache[K] = (p[::-1], u[:, ::-1])
+        return cache[K]
+
+    def diagonals(self) -> dict[int, np.ndarray]:
+        """Probabilities of the configurations of every block (cached; see :meth:`diagonal`)."""
+        cache = self.__dict__.get("_diag")
+        if cache is None:
+            cache = self.__dict__["_diag"] = {block.K: p for block, p in self.diagonal()}
+        return cache
+
+    def imbalance_moments(self) -> dict[int, tuple[float, float]]:
+        """(tr M_q, ||M_q||_F^2) of every charge-imbalance block M_q of rho^{T_a}, without forming it.
+
+        The partial transpose permutes elements: the rho_K sub-block with rows in
+        sub-block k_p = x and columns in k_p = y lands in block q = x + y - K
+        (see :func:`spinvalve.entanglement.partial_transpose_blocks`), its
+        diagonal elements (x = y) on the diagonal of M_q. So
+        tr M_q = sum_{K, 2x - K = q} tr rho_K[x, x] and
+        ||M_q||_F^2 = sum_{K, x + y - K = q} ||rho_K[x, y]||_F^2, with
+        ||F_x F_y^dag||_F^2 = tr(G_x G_y), G_x = F_x^dag F_x (r x r), or the
+        dense block where it is cached.
+        """
+        out: dict[int, list[float]] = {}
+        dense = self.__dict__.get("_dense", {})
+        for block, f in self.items():
+            K, subs = block.K, block.subblocks
+            diag = self.diagonals()[K]
+            if K in dense or f.shape[1] >= f.shape[0]:
+                d = self.dense(K)
+                fro = [[float(np.vdot(d[a.slice, b.slice], d[a.slice, b.slice]).real) for b in subs]
+                       for a in subs]
+            else:
+                g = [f[sb.slice].conj().T @ f[sb.slice] for sb in subs]
+                fro = [[float(np.vdot(g[i], g[j]).real) for j in range(len(subs))]
+                       for i in range(len(subs))]
+            for i, a in enumerate(subs):
+                q = 2 * a.k_p - K
+                acc = out.setdefault(q, [0.0, 0.0])
+                acc[0] += float(diag[a.slice].sum())
+                for j, b in enumerate(subs):
+                    out.setdefault(a.k_p + b.k_p - K, [0.0, 0.0])[1] += fro[i][j]
+        return {q: (t, f2) for q, (t, f2) in out.items()}
 
     def sub_factor(self, K: int, n: int) -> np.ndarray:
         """Rows of sub-block ``n`` of block K as a tensor F[i_p, i_a, column]."""

@@ -25,7 +25,6 @@ measures every output time and broadcasts the observables.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time as wallclock
 from collections import deque
@@ -35,15 +34,12 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from . import HBAR, kernels
+from . import HBAR, kernels, measure
 from .config import JobConfig
 from .ensemble import Ensemble, Member, build_ensemble, packet
-from .entanglement import entropies, negativity
 from .hamiltonian import HamiltonianShell, Model
 from .io import provenance, write_dataset
-from .magnons import magnon_probabilities, reachable_configurations, w_state_probability
 from .propagate import make_propagator
-from .qfi import qfi_bound, qfi_exact, sz_moments
 from .reduced import DENSE_LIMIT, BlockDensityMatrix, FactorGather
 from .basis import Sector
 from .checkpoint import Checkpointer, Interrupted, StopFlag
@@ -100,18 +96,6 @@ class MemberState:
 def _max_op():
     from mpi4py import MPI
     return MPI.MAX
-
-
-_THREADPOOLS = []
-
-
-def _single_threaded_blas():
-    """Limit BLAS to one thread (the controller is built once: a fresh
-    ``threadpool_limits`` rescans the loaded libraries, 2 ms per call)."""
-    if not _THREADPOOLS:
-        from threadpoolctl import ThreadpoolController
-        _THREADPOOLS.append(ThreadpoolController())
-    return _THREADPOOLS[0].limit(limits=1)
 
 
 # Flags summed over the ranks at every output time (first slots of the small message),
@@ -334,45 +318,25 @@ class Engine:
         self._records = merged if self.world.rank == 0 else {}
         return [merged[n] for n in sorted(merged)]
 
+    #: True: every output time measured by the original block functions, the tested
+    #: reference of the default fast path (measure.derived; benchmarks compare the two)
+    reference_observables = False
+
     def observables(self, rho: BlockDensityMatrix, norm: float, energy: float, sz_e: float,
                     index: int = 0) -> dict:
-        """All observables of one time; small blocks run with single-threaded BLAS
-        (many small calls are several times slower with threads competing)."""
-        small = max((min(f.shape) for f in rho.factors.values()), default=0) < 1000
-        with _single_threaded_blas() if small else contextlib.nullcontext():
-            return self._observables(rho, norm, energy, sz_e, index)
-
-    def _observables(self, rho: BlockDensityMatrix, norm: float, energy: float, sz_e: float,
-                     index: int) -> dict:
+        """All observables of one time (measure.derived, which picks the BLAS threads)."""
         cfg, N = self.cfg, self.model.n_spins
-        s_p, s_a, s_pa = entropies(rho)
-        if index % cfg.observables.negativity_stride == 0:
-            e_n, by_q = negativity(rho, cfg.observables.negativity_max_dim)
-        else:
-            e_n, by_q = float("nan"), {}
-        positions = np.array(self.model.spin_sites, dtype=float)
-        n_k = len(cfg.observables.k_values)
+        obs = measure.derived(rho, np.array(self.model.spin_sites, dtype=float),
+                              cfg.observables.k_values,
+                              negativity_max_dim=cfg.observables.negativity_max_dim,
+                              qfi_exact_max_dim=cfg.observables.qfi_exact_max_dim,
+                              with_negativity=index % cfg.observables.negativity_stride == 0,
+                              reference=self.reference_observables)
         spin = np.zeros((N, 3))
-        if N:
-            spin[:, 2] = sz_moments(rho)[0]
-        return {
-            "electron_spin": np.array([0.0, 0.0, sz_e]),
-            "spin_expectation": spin,
-            "entropy_p": s_p, "entropy_a": s_a, "entropy_pa": s_pa,
-            "mutual_information": s_p + s_a - s_pa,
-            "log_negativity": e_n,
-            "negativity_by_imbalance": by_q,
-            "magnon_probability": magnon_probabilities(rho),
-            "w_state_probability": w_state_probability(rho),
-            "qfi_bound": qfi_bound(rho, positions, cfg.observables.k_values) if N else np.zeros(n_k),
-            "qfi_exact": (qfi_exact(rho, positions, cfg.observables.k_values,
-                                    cfg.observables.qfi_exact_max_dim) if N else np.zeros(n_k)),
-            "norm": norm, "energy": energy,
-            "sz_total": sz_e + spin[:, 2].sum(),
-            "trace_rho": rho.trace,
-            "hermiticity_error": rho.hermiticity_error,
-            "reachable": reachable_configurations(rho),
-        }
+        spin[:, 2] = obs.pop("sz")
+        obs.update({"electron_spin": np.array([0.0, 0.0, sz_e]), "spin_expectation": spin,
+                    "norm": norm, "energy": energy, "sz_total": sz_e + spin[:, 2].sum()})
+        return obs
 
     def step(self) -> None:
         for st in self.states:

@@ -1,0 +1,94 @@
+"""Cost of every charge-imbalance block of rho^{T_a}: assembly, dense eigenvalues, bounds.
+
+Evolves the paper's N+N spin valve (L = 201, T = 0) to ``--t`` fs in one output
+interval (or loads the member amplitudes saved by an earlier call with
+``--save``), then for every charge-imbalance block q of rho_FM^{T_a} prints
+its size, the time to assemble it, the time of all its eigenvalues
+(``spinvalve.lapack.eigvalsh``, two-stage LAPACK, ``--threads`` BLAS threads),
+its trace norm, its trace and the certified upper bound
+``entanglement.trace_norm_bounds`` uses, and the resident-memory peak. These
+per-block costs are what the cluster recipe of benchmarks/README.md is built
+from.
+
+    nice -n 10 .venv/bin/python benchmarks/negativity_blocks.py --n 8 --t 15 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=8, help="spins per layer")
+    ap.add_argument("--t", type=float, default=15.0, help="time of the state, fs")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--load", help="npz of member parts written by --save")
+    ap.add_argument("--save", help="write the member parts here")
+    ap.add_argument("--min-size", type=int, default=0, help="skip the eigenvalues of smaller blocks")
+    ap.add_argument("--max-size", type=int, default=1 << 30, help="skip the eigenvalues of larger blocks")
+    args = ap.parse_args()
+    for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        os.environ.pop(k, None)
+    os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
+    import numpy as np
+    from spinvalve import entanglement, lapack
+    from spinvalve.basis import SpinLayers
+    from spinvalve.reduced import BlockDensityMatrix
+
+    t0 = time.perf_counter()
+    if args.load:
+        with np.load(args.load) as f:
+            parts = [(int(f[f"K{i}"]), float(f[f"w{i}"]), f[f"a{i}"]) for i in range(int(f["count"]))]
+    else:
+        from spinvalve.config import load_config
+        from spinvalve.simulate import Engine
+        cfg = load_config({"layers": {"n_p": args.n, "n_a": args.n},
+                           "time": {"t_end": args.t, "dt_out": args.t}})
+        eng = Engine(cfg)
+        eng.step()
+        parts = [(K, w, np.array(a)) for K, w, a in eng._parts()]
+        del eng
+    if args.save:
+        np.savez(args.save, count=len(parts), **{f"K{i}": K for i, (K, _, _) in enumerate(parts)},
+                 **{f"w{i}": w for i, (_, w, _) in enumerate(parts)},
+                 **{f"a{i}": a for i, (_, _, a) in enumerate(parts)})
+    rho = BlockDensityMatrix.from_parts(SpinLayers(args.n, args.n), parts)
+    del parts
+    print(f"{args.n}+{args.n}, t = {args.t} fs, state ready in {time.perf_counter() - t0:.1f} s; "
+          f"{args.threads} BLAS threads; two-stage: {lapack.have_two_stage()}", flush=True)
+    rows = []
+    blocks = entanglement.partial_transpose_blocks(rho)
+    while True:
+        t_a = time.perf_counter()
+        try:
+            q, m = next(blocks)
+        except StopIteration:
+            break
+        n = m.shape[0]
+        t1 = time.perf_counter()
+        tr = float(np.trace(m).real)
+        lo, hi = entanglement.trace_norm_bounds(m)
+        t2 = time.perf_counter()
+        if args.min_size <= n <= args.max_size:
+            w = lapack.eigvalsh(m, overwrite=True)
+            t3 = time.perf_counter()
+            tn = float(np.abs(w).sum())
+        else:
+            t3, tn = t2, float("nan")
+        del m
+        row = dict(q=q, n=n, assemble_s=t1 - t_a, bounds_s=t2 - t1, eig_s=t3 - t2, trace=tr, trace_norm=tn, lo=lo, hi=hi,
+                   peak_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print(f"total eigenvalue time {sum(r['eig_s'] for r in rows):.1f} s; "
+          f"peak {max(r['peak_gb'] for r in rows):.2f} GB", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
