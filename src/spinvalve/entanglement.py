@@ -40,16 +40,23 @@ def entropies(rho: BlockDensityMatrix) -> tuple[float, float, float]:
 
 
 def imbalance_labels(layers) -> dict[int, list[tuple[int, int]]]:
-    """Row labels (k_p, k_b) of every charge-imbalance block q = k_p - k_b of rho^{T_a}."""
-    labels: dict[int, list[tuple[int, int]]] = {}
-    for k_p in range(layers.n_p + 1):
-        for k_b in range(layers.n_a + 1):
-            labels.setdefault(k_p - k_b, []).append((k_p, k_b))
-    return labels
+    """Row labels (k_p, k_b) of every charge-imbalance block q = k_p - k_b of rho^{T_a}
+    (cached per layer sizes; do not modify)."""
+    key = (layers.n_p, layers.n_a)
+    if key not in _LABELS:
+        labels: dict[int, list[tuple[int, int]]] = {}
+        for k_p in range(layers.n_p + 1):
+            for k_b in range(layers.n_a + 1):
+                labels.setdefault(k_p - k_b, []).append((k_p, k_b))
+        _LABELS[key] = labels
+    return _LABELS[key]
 
 
 def imbalance_block_size(layers, q: int) -> int:
     return sum(layers.p.size(kp) * layers.a.size(kb) for kp, kb in imbalance_labels(layers)[q])
+
+
+_LABELS: dict = {}
 
 
 def partial_transpose_blocks(rho: BlockDensityMatrix):
@@ -248,42 +255,44 @@ def negativity_fast(rho: BlockDensityMatrix, max_dim: int | None = None,
     """:func:`negativity` (E_N = ln ||rho^{T_a}||_1, Eq. 2, and every block's trace norm), faster.
 
     * A block whose certified bounds lo <= ||M_q||_1 <= hi (:func:`trace_norm_bounds`
-      from tr M_q and ||M_q||_F, :meth:`BlockDensityMatrix.imbalance_moments`, no
-      assembly) satisfy hi - lo <= 2 tol gets (lo + hi) / 2, within ``tol`` of the
-      exact value (tol = 0: every block is diagonalised).
+      from tr M_q and ||M_q||_F) satisfy hi - lo <= 2 tol gets (lo + hi) / 2, within
+      ``tol`` of the exact value (tol = 0: every block is diagonalised).
     * Small layers (all rho_K dense and rho^{T_a} below :data:`PLAN_MAX_ELEMENTS`
-      elements): every block is gathered by one cached index array, and blocks of
-      equal size are diagonalised in one batch.
-    * Otherwise blocks are assembled one at a time from the factors and diagonalised
-      with the two-stage solver and every BLAS thread.
+      elements): every block is gathered by one cached index array, its bounds
+      taken from it, and blocks of equal size are diagonalised in one batch.
+    * Otherwise the bounds come from the factors without assembling anything
+      (:meth:`BlockDensityMatrix.imbalance_moments`); the other blocks are assembled
+      one at a time and diagonalised with the two-stage solver and every BLAS thread.
     """
     lay = rho.layers
     if max_dim is not None and any(imbalance_block_size(lay, q) > max_dim
                                    for q in imbalance_labels(lay)):
         return float("nan"), {}
-    moments = rho.imbalance_moments()
-    norms: dict[int, float] = {}
-    todo = []
-    for q in imbalance_labels(lay):
-        if q not in moments:
-            continue
-        lo, hi = _moment_bounds(*moments[q], imbalance_block_size(lay, q))
-        if hi - lo <= 2 * tol:
-            norms[q] = 0.5 * (lo + hi)
-        else:
-            todo.append(q)
     charges = tuple(sorted(rho.factors))
     dense = rho.__dict__.get("_dense", {})
     small = (all(K in dense or rho.is_small(K) for K in charges)
              and sum(imbalance_block_size(lay, q) ** 2 for q in imbalance_labels(lay)) <= PLAN_MAX_ELEMENTS)
-    if small and todo:
+    norms: dict[int, float] = {}
+    if small:
+        # gather every block, bounds from the blocks themselves, batched eigenvalues
         buf = np.concatenate([rho.dense(K).ravel() for K in charges] + [np.zeros(1, complex)])
-        want = set(todo)
-        mats = [(q, buf[idx]) for q, idx in _plan(lay, charges) if q in want]
+        mats = []
+        for q, idx in _plan(lay, charges):
+            m = buf[idx]
+            lo, hi = _moment_bounds(float(np.trace(m).real), float(np.vdot(m, m).real), m.shape[0])
+            if hi - lo <= 2 * tol:
+                norms[q] = 0.5 * (lo + hi)
+            else:
+                mats.append((q, m))
         for (q, _), w in zip(mats, _batched_eigvalsh([m for _, m in mats])):
             norms[q] = float(np.abs(w).sum())
     else:
-        for q in todo:
+        # bounds from the factors (no assembly); blocks assembled one at a time
+        for q, (tr, f2) in rho.imbalance_moments().items():
+            lo, hi = _moment_bounds(tr, f2, imbalance_block_size(lay, q))
+            if hi - lo <= 2 * tol:
+                norms[q] = 0.5 * (lo + hi)
+                continue
             m = partial_transpose_block(rho, q)
             norms[q] = float(np.abs(_batched_eigvalsh([m])[0]).sum())
             del m

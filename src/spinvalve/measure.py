@@ -42,6 +42,7 @@ def derived(rho: BlockDensityMatrix, positions: np.ndarray, k_values, *, negativ
             return _derived(rho, positions, k_values, negativity_max_dim, qfi_exact_max_dim,
                             with_negativity, entropies, negativity, qfi_exact)
     big = max((f.shape[0] for f in rho.factors.values()), default=0) >= THREADED_MIN
+    rho.diagonals()  # cached: magnons, moments and the QFI bound read it
     with contextlib.nullcontext() if big else lapack.blas_threads(1):
         return _derived(rho, positions, k_values, negativity_max_dim, qfi_exact_max_dim,
                         with_negativity, entropies_fast, negativity_fast, qfi_exact_fast)

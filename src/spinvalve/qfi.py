@@ -92,15 +92,17 @@ def fisher_many(p: np.ndarray, u: np.ndarray, o_diags: np.ndarray) -> np.ndarray
     mask = ps > PAIR_FLOOR
     weight = np.zeros_like(ps)
     weight[mask] = 2 * pd[mask] / ps[mask]
-    out = np.empty(o_diags.shape[1])
-    uh = u.conj().T
-    for j in range(o_diags.shape[1]):
-        ou = o_diags[:, j, None] * u
-        o2 = np.abs(uh @ ou) ** 2
-        inner = float((weight * o2).sum())
-        oo = np.einsum("ca,ca->a", ou.conj(), ou).real  # <a|O^2|a>
-        null = 4 * float((p * (oo - o2.sum(axis=0))).sum())
-        out[j] = inner + max(null, 0.0)
+    n_ops = o_diags.shape[1]
+    chunk = max(1, (1 << 24) // max(u.size, 1))           # operators per batch (memory)
+    out = np.empty(n_ops)
+    uh = np.ascontiguousarray(u.conj().T)[None]
+    for j0 in range(0, n_ops, chunk):
+        ou = o_diags[:, j0:j0 + chunk].T[:, :, None] * u[None]   # (ops, n, m)
+        o2 = np.abs(np.matmul(uh, ou)) ** 2                     # |(O_j)_ab|^2
+        inner = np.einsum("ab,jab->j", weight, o2)
+        oo = np.einsum("jca,jca->ja", ou.conj(), ou).real       # <a|O_j^2|a>
+        null = 4 * ((oo - o2.sum(axis=1)) @ p)
+        out[j0:j0 + chunk] = inner + np.maximum(null, 0.0)
     return out
 
 

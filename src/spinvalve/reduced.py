@@ -131,7 +131,13 @@ class BlockDensityMatrix:
                          default=0.0))
 
     def diagonal(self):
-        """(block, probabilities of its configurations) for every block."""
+        """(block, probabilities of its configurations) for every block (from the cache of
+        :meth:`diagonals` once that has been filled)."""
+        cache = self.__dict__.get("_diag")
+        if cache is not None:
+            for block, _ in self.items():
+                yield block, cache[block.K]
+            return
         for block, f in self.items():
             yield block, np.einsum("cr,cr->c", f, f.conj()).real
 
