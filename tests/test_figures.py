@@ -33,7 +33,7 @@ ALL_ON = {f: (True, "test") for f in sweeps.FAMILIES}
 def quick_config() -> dict:
     """The quick config with the sweep values the tests below rely on pinned."""
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    cfg["job"] = {"chain": {"n_sites": 101}, "time": {"t_end": 40.0, "dt_out": 0.5}}
+    cfg["job"] = {"chain": {"n_sites": 101, "leads": "auto"}, "time": {"t_end": 40.0, "dt_out": 0.5}}
     cfg["closed"]["spins_per_layer"] = [1, 2, 3, 4]
     cfg["gibbs"]["spins_per_layer"] = [2]
     cfg["bath"]["spins_per_layer"] = [2]
@@ -72,6 +72,23 @@ def test_paper_config_sweeps_the_paper():
     # the paper's parameters are the package defaults: nothing overrides them
     resolved = load_config(jobs[("closed", "spins_per_layer~4")].mapping)
     assert (resolved.chain.n_sites, resolved.couplings.j_sd, resolved.layers.fm_p_start) == (201, 0.5, 43)
+    # ... on clean leads, except the boundary family's literal 201-site chain
+    assert resolved.geometry.reflection_time > resolved.time.t_end
+    literal = load_config(jobs[("boundary", "spins_per_layer~4")].mapping)
+    assert literal.geometry.n_sites == 201 and literal.geometry.reflection_time < 30.0
+
+
+def test_pipeline_refuses_chain_end_reflections_outside_the_boundary_family():
+    cfg = quick_config()
+    cfg["bath"]["job"] = {"chain": {"leads": "none"}}
+    with pytest.raises(sweeps.PipelineConfigError,
+                       match=r"^bath.job: the job at spins_per_layer = 2, T_bb = 10, batch = 0 "
+                             r"would show chain-end reflections: .* t = 28.3 fs < time.t_end = 40"):
+        sweeps.validate(cfg, ALL_ON)
+    cfg["bath"]["job"] = {}
+    cfg["boundary"]["spins_per_layer"] = [3, 5]
+    with pytest.raises(sweeps.PipelineConfigError, match=r"^boundary.spins_per_layer: \[5\]"):
+        sweeps.validate(cfg, ALL_ON)
 
 
 def test_job_paths_name_their_parameters_and_configs_apply_in_order():
@@ -269,7 +286,7 @@ def test_fig3_and_gibbs_figure_combine_families(job_files):
     ds = aggregate("fig3", {"closed": [job_files["closed2"]], "gibbs": [job_files["gibbs2"]]})
     assert "log_negativity" in ds and "log_negativity_gibbs" in ds
     assert ds["log_negativity_gibbs"].dims == ("temperature", "time_gibbs")
-    assert ds.attrs["families_without_data"] == "bath, multi_electron"
+    assert ds.attrs["families_without_data"] == "bath, multi_electron, boundary"
     g = aggregate("fig_gibbs", {"closed": [job_files["closed2"]], "gibbs": [job_files["gibbs2"]]})
     assert list(g["temperature"].values) == [0.0, 300.0]
     peak = g["peak_log_negativity"].sel(n_spins=4)
@@ -335,7 +352,8 @@ def test_every_figure_draws_in_both_time_units(job_files, tmp_path, unit):
         label = figure.axes[0 if first_is_time else -1].get_xlabel()
         assert ("fs" in label) == (unit == "fs") and (r"\hbar" in label) == (unit != "fs")
         outs = save(figure, [tmp_path / f"{fig}.png", tmp_path / f"{fig}.pdf"], dpi=40)
-        assert all(p.stat().st_size > 1000 for p in outs)
+        assert outs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert outs[1].read_bytes()[:5] == b"%PDF-"
         assert not list(tmp_path.glob(".*"))  # no temporary files left behind
 
 
@@ -368,7 +386,8 @@ def test_time_axis_in_hbar_over_gamma(job_files):
 
 def test_fig5_panels_split_the_magnon_sectors_like_the_paper():
     assert magnon_groups(8) == [[0, 1, 2], [3, 4], [5, 6], [7, 8]]
-    assert magnon_groups(2) == [[0, 1, 2], [], [], []]
+    assert magnon_groups(4) == [[0, 1, 2], [3], [4]]        # no empty panel
+    assert magnon_groups(2) == [[0, 1, 2]]
 
 
 def test_cli_aggregate_and_plot(job_files, tmp_path):
@@ -382,7 +401,7 @@ def test_cli_aggregate_and_plot(job_files, tmp_path):
                                  "--time-unit", "hbar_over_gamma"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "f.png").stat().st_size > 1000
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     proc = subprocess.run(run + ["aggregate", "fig4", "--closed", str(tmp_path / "nope.nc"),
                                  "-o", str(tmp_path / "x.nc")],
                           capture_output=True, text=True, timeout=120)

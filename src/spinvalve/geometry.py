@@ -124,11 +124,14 @@ def _edges(cfg, x0: float) -> tuple[float, float | None]:
 
 
 def leads_needed(cfg) -> tuple[int, int]:
-    """(left, right) lead sites that put :func:`reflection_time` beyond ``time.t_end``.
+    """(left, right) lead sites that put :func:`reflection_time` beyond ``time.t_end``
+    and the whole packet on the chain.
 
     Shifting the device by s sites lengthens the left path by 2 s; adding r
     sites on the right lengthens the right path by 2 r. One site of margin
-    makes the inequality strict.
+    makes the inequality strict. The left lead also holds the packet's tail:
+    x0 - :data:`FRONT_WIDTHS` / dk >= 0, so the initial state is the Gaussian
+    of Eq. 11, not one cut off by site 0.
     """
     lay, chain = cfg.layers, cfg.chain
     if lay.n_spins == 0 or cfg.multi_electron is not None:
@@ -141,7 +144,8 @@ def leads_needed(cfg) -> tuple[int, int]:
         left_paths.append(max(rear, 0.0) + sites[0])
     right_path = max(chain.n_sites - 1 - front, 0.0) + (chain.n_sites - 1 - sites[-1])
     # the rear path grows by 2 s too (rear and first spin both move by s)
-    left = max(0, math.floor((reach - min(left_paths)) / 2) + 1)
+    left = max(0, math.floor((reach - min(left_paths)) / 2) + 1,
+               math.ceil(FRONT_WIDTHS / cfg.pulse.dk - cfg.pulse.x0))
     right = max(0, math.floor((reach - right_path) / 2) + 1)
     return left, right
 

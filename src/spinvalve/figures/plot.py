@@ -625,12 +625,12 @@ def plot_fig_boundary(ds: xr.Dataset, unit: str = "fs"):
             t_lit = time_values(ds, "time_literal", unit)
             shade_reflections(ax, ds, unit, t_lit[-1], names=("reflection_time_literal",),
                               n_spins=n0)
-            ax.set_ylabel(ylabel)
-            ax.set_xlabel(time_label(unit))
             _legend(ax, fontsize=7, loc="best")
         axes[0].set_title(f"{_spins_label(n0)} spins", fontsize=9)
-    for ax, lab in zip(axes, "abc"):
+    for ax, lab, (_, ylabel) in zip(axes, "abc", BOUNDARY_PANELS):
         _panel_label(ax, lab)
+        ax.set_ylabel(ylabel)
+        ax.set_xlabel(time_label(unit))
     return fig
 
 
