@@ -98,8 +98,9 @@ def test_imbalance_moments_and_bounds(monkeypatch, n_p, n_a, charges, rank):
         monkeypatch.setattr(reduced, "DENSE_LIMIT", 0 if thin else 2048)
         rho = random_state(n_p, n_a, charges, rank, seed=rank)
         moments = rho.imbalance_moments()
+        nuclear = rho.imbalance_nuclear_bounds()
         blocks = dict(entanglement.partial_transpose_blocks(rho))
-        assert set(moments) == set(blocks)
+        assert set(moments) == set(blocks) == set(nuclear)
         for q, m in blocks.items():
             tr, f2 = moments[q]
             assert tr == pytest.approx(np.trace(m).real, abs=1e-14)
@@ -109,6 +110,23 @@ def test_imbalance_moments_and_bounds(monkeypatch, n_p, n_a, charges, rank):
             lo2, hi2 = entanglement._moment_bounds(tr, f2, m.shape[0])
             assert lo2 == pytest.approx(lo, rel=1e-12) and hi2 == pytest.approx(hi, rel=1e-10)
             assert lo <= exact * (1 + 1e-12) and exact <= hi * (1 + 1e-12)
+            assert exact <= nuclear[q] * (1 + 1e-12)
+
+
+def test_nuclear_bound_of_product_columns_is_exact():
+    """One column that is a product state within each layer charge: the bound is attained."""
+    lay = SpinLayers(2, 2)
+    rng = np.random.default_rng(4)
+    block = lay.block(2)
+    f = np.zeros((block.size, 1), complex)
+    sb = block.subblocks[1]  # k_p = 1, k_a = 1: a 2 x 2 sub-block
+    u, v = rng.standard_normal(2) + 1j * rng.standard_normal(2), rng.standard_normal(2)
+    f[sb.slice, 0] = np.outer(u, v).ravel()
+    f /= np.linalg.norm(f)
+    rho = reduced.BlockDensityMatrix(lay, {2: f})
+    got = rho.imbalance_nuclear_bounds()
+    for q, m in entanglement.partial_transpose_blocks(rho):
+        assert got[q] == pytest.approx(np.abs(np.linalg.eigvalsh(m)).sum(), rel=1e-12)
 
 
 def test_bounds_on_random_hermitian_matrices():

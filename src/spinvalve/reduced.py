@@ -225,6 +225,31 @@ class BlockDensityMatrix:
                     out.setdefault(a.k_p + b.k_p - K, [0.0, 0.0])[1] += fro[i][j]
         return {q: (t, f2) for q, (t, f2) in out.items()}
 
+    def imbalance_nuclear_bounds(self) -> dict[int, float]:
+        """Upper bounds b_q >= ||M_q||_1 of the charge-imbalance blocks of rho^{T_a} from the factors.
+
+        rho = sum_K sum_t f_t f_t^dag over the columns t of F_K; column t of block K
+        has sub-block matrices A_x[i_p, i_a] (k_p = x). The partial transpose of
+        f_t f_t^dag puts A_x (x) conj(A_y) (up to a permutation of its columns) into
+        the element block (x, y) of block q = x + y - K, so its trace norm there is
+        ||A_x||_1 ||A_y||_1 (nuclear norms), and by the triangle inequality
+        ||M_q||_1 <= sum_K sum_t sum_{x + y - K = q} ||A_x||_1 ||A_y||_1.
+        One batched singular-value call per sub-block (r matrices of n_pc x n_ac).
+        """
+        out: dict[int, float] = {}
+        for block, f in self.items():
+            K, subs = block.K, block.subblocks
+            r = f.shape[1]
+            if r == 0:
+                continue
+            a = [np.linalg.svd(f[sb.slice].T.reshape(r, sb.n_pc, sb.n_ac), compute_uv=False).sum(axis=-1)
+                 if sb.size else np.zeros(r) for sb in subs]
+            for i, x in enumerate(subs):
+                for j, y in enumerate(subs):
+                    q = x.k_p + y.k_p - K
+                    out[q] = out.get(q, 0.0) + float(a[i] @ a[j])
+        return out
+
     def sub_factor(self, K: int, n: int) -> np.ndarray:
         """Rows of sub-block ``n`` of block K as a tensor F[i_p, i_a, column]."""
         sb = self.layers.block(K).subblocks[n]
