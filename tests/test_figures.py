@@ -274,12 +274,49 @@ def test_every_figure_file_is_self_describing(job_files, tmp_path):
                     "petsc_version", "families_without_data", "notes", "status"):
             assert key in ds.attrs, (fig, key)
         for name, var in ds.variables.items():
-            assert "units" in var.attrs and "long_name" in var.attrs, (fig, name)
+            assert "long_name" in var.attrs, (fig, name)
+            assert "units" in var.attrs or var.dtype.kind in "OSU", (fig, name)  # strings: none
         out = tmp_path / f"{fig}.nc"
         from spinvalve.io import write_dataset
         write_dataset(ds, out)
         with xr.open_dataset(out) as back:
             assert back.attrs["figure"] == fig
+
+
+UDUNITS_HERE = {"1", "fs", "K", "eV"}
+
+
+def test_figure_variables_keep_their_sources_units_and_cf_attributes(job_files):
+    """Units and long names travel from the job files into every figure file unchanged;
+    every unit string is one UDUNITS knows; the global attributes follow CF."""
+    inputs = {"closed": [job_files["closed2"]], "gibbs": [job_files["gibbs2"]],
+              "boundary": [job_files["closed1"]]}
+    with xr.open_dataset(job_files["closed2"]) as src:
+        source = {n: dict(v.attrs) for n, v in src.variables.items()}
+    suffixes = ("_gibbs", "_bath", "_closed", "_literal", "_clean")
+    for fig in sweeps.FIGURES:
+        ds = aggregate(fig, inputs, {"figure": fig})
+        assert ds.attrs["Conventions"] == "CF-1.10" and "arXiv:2210.06634" in ds.attrs["references"]
+        assert f"spinvalve aggregate {fig}" in ds.attrs["history"]
+        for name, var in ds.variables.items():
+            if "units" in var.attrs:
+                assert var.attrs["units"] in UDUNITS_HERE, (fig, name, var.attrs["units"])
+            base = str(name)
+            for suf in suffixes:
+                base = base.removesuffix(suf)
+            if base in source and "units" in source[base]:
+                assert var.attrs.get("units") == source[base]["units"], (fig, name)
+                assert var.attrs["long_name"].startswith(source[base]["long_name"]), (fig, name)
+
+
+def test_an_undescribed_variable_fails_the_aggregation(job_files, tmp_path):
+    ds = read_job(job_files["closed2"])
+    del ds["log_negativity"].attrs["units"]
+    bad = tmp_path / "bad.nc"
+    from spinvalve.io import write_dataset
+    write_dataset(ds, bad)
+    with pytest.raises(AggregationError, match=r"fig4: variables without units.*log_negativity"):
+        aggregate("fig4", {"closed": [bad]}, {"figure": "fig4"})
 
 
 def test_fig3_and_gibbs_figure_combine_families(job_files):

@@ -555,9 +555,9 @@ def aggregate(figure: str, inputs: Mapping[str, Sequence[str | Path]],
         ds["source_file"] = ("source", [d.attrs["_source_file"] for _, d in src])
         ds["source_family"] = ("source", [fam for fam, _ in src])
         ds["source_config"] = ("source", [d.attrs.get("config", "") for _, d in src])
-        ds["source_file"].attrs.update(long_name="job file aggregated here", units="1")
-        ds["source_family"].attrs.update(long_name="simulation family of the job", units="1")
-        ds["source_config"].attrs.update(long_name="resolved job config (YAML)", units="1")
+        ds["source_file"].attrs.update(long_name="job file aggregated here")
+        ds["source_family"].attrs.update(long_name="simulation family of the job")
+        ds["source_config"].attrs.update(long_name="resolved job config (YAML)")
     _check_described(ds)
     return ds
 
@@ -570,9 +570,16 @@ def provenance_attrs(figure: str, files: Mapping[str, list[xr.Dataset]],
 
     missing = [f for f in FAMILIES if not files[f]]
     attrs = {
+        "Conventions": "CF-1.10",
         "title": TITLES[figure],
         "figure": figure,
+        "institution": "spinvalve pipeline",
         "source": "spinvalve aggregate (Suresh et al., arXiv:2210.06634)",
+        "references": "A. Suresh, U. Bajpai, M. D. Petrovic, H. Yang, B. K. Nikolic, "
+                      "Electron-mediated entanglement of two distant macroscopic ferromagnets "
+                      "within a nonequilibrium spintronic device, arXiv:2210.06634",
+        "history": f"{_utc_now()}: spinvalve aggregate {figure} (spinvalve {__version__}) from "
+                   f"{sum(len(v) for v in files.values())} job file(s)",
         "spinvalve_version": __version__,
         "git_revision": git_revision(),
         "engine_spinvalve_version": uniq("spinvalve_version"),
@@ -590,10 +597,20 @@ def provenance_attrs(figure: str, files: Mapping[str, list[xr.Dataset]],
     return attrs
 
 
+def _utc_now() -> str:
+    from datetime import datetime, timezone
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _check_described(ds: xr.Dataset) -> None:
-    for name, var in ds.variables.items():
-        var.attrs.setdefault("long_name", str(name))
-        var.attrs.setdefault("units", "1")
+    """Every variable carries a long_name and (if numeric) units, copied from its source job
+    file or set here: a missing description is an error, never filled in."""
+    bad = [str(name) for name, var in ds.variables.items()
+           if "long_name" not in var.attrs
+           or (var.dtype.kind not in "OSU" and "units" not in var.attrs)]
+    if bad:
+        raise AggregationError(f"{ds.attrs.get('figure', '?')}: variables without units or "
+                               f"long_name: {sorted(bad)} (describe them where they are written)")
 
 
 def write_figure_data(figure: str, inputs: Mapping[str, Sequence[str | Path]],

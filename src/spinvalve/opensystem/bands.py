@@ -37,10 +37,10 @@ BATCH_BYTES = 512 * 2 ** 20
 BAND_PERCENTILES = (2.5, 97.5)
 
 LONG_NAMES = {
-    "entropy_p": ("nat", "von Neumann entropy of FM_p"),
-    "entropy_a": ("nat", "von Neumann entropy of FM_a"),
-    "entropy_pa": ("nat", "von Neumann entropy of FM_p u FM_a"),
-    "mutual_information": ("nat", "mutual information I(FM_p|FM_a), Eq. 5"),
+    "entropy_p": ("1", "von Neumann entropy of FM_p (natural log, nats)"),
+    "entropy_a": ("1", "von Neumann entropy of FM_a (natural log, nats)"),
+    "entropy_pa": ("1", "von Neumann entropy of FM_p u FM_a (natural log, nats)"),
+    "mutual_information": ("1", "mutual information I(FM_p|FM_a), Eq. 5 (nats)"),
     "log_negativity": ("1", "mutual logarithmic negativity E_N, Eq. 2"),
     "w_state_probability": ("1", "W-state weight <W|rho_FM|W>"),
     "magnon_probability": ("1", "probability of m flipped spins, Eq. 25"),
@@ -299,7 +299,7 @@ def to_dataset(sums: TrajectorySums, meta: dict, n_boot: int = N_BOOTSTRAP,
         "layer": ("spin", np.array(["p"] * n_p + ["a"] * n_a, dtype=object)),
         "component": ("component", np.array(["x", "y", "z"], dtype=object)),
         "magnons": ("magnons", np.arange(N + 1), {"long_name": "number of flipped spins m"}),
-        "k": ("k", k_values, {"units": "1/site", "long_name": "momentum transfer"}),
+        "k": ("k", k_values, {"units": "1", "long_name": "momentum transfer k (radians per lattice site)"}),
         "config_row": ("config_row", np.arange(D), {"long_name": "localized configuration c_p + 2^n_p c_a (bit set: up)"}),
         "config_col": ("config_col", np.arange(D), {"long_name": "localized configuration c_p + 2^n_p c_a (bit set: up)"}),
         "band_time": ("band_time", times[sums.band_idx], {"units": "fs", "long_name": "times of the stored batch sums"}),

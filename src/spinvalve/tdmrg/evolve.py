@@ -298,7 +298,7 @@ def _dataset(cfg: JobConfig, spec: ChainSpec, records: list[dict], e_gs: float,
                                       np.array([r["s_e"] for r in records]), {
                 "units": "1", "long_name": "electron spin density <s^z_i> (Pauli)"}),
             "entropy_half": (("time",), col("entropy"), {
-                "units": "nat", "long_name": "half-chain von Neumann entropy S_half",
+                "units": "1", "long_name": "half-chain von Neumann entropy S_half (natural log, nats)",
                 "cut": f"after chain site {spec.cut_bond - 1} (0-based)"}),
             "bond_dimension": (("time",), col("chi").astype(np.int64), {
                 "units": "1", "long_name": "largest MPS bond dimension"}),
@@ -317,13 +317,13 @@ def _dataset(cfg: JobConfig, spec: ChainSpec, records: list[dict], e_gs: float,
             "spin": ("spin", np.arange(n_spin), {"units": "1",
                                                    "long_name": "localized spin index"}),
             "spin_site": ("spin", np.array(spec.spin_sites, dtype=np.int64), {
-                "units": "site", "long_name": "chain site of the localized spin (0-based)"}),
+                "units": "1", "long_name": "chain site of the localized spin (0-based)"}),
             "layer": ("spin", np.array(spec.spin_layers, dtype=str), {
                 "units": "1", "long_name": "layer (p: polarizer, a: analyzer)"}),
             "component": ("component", np.array(["x", "y", "z"]), {
                 "units": "1", "long_name": "spin component"}),
             "site": ("site", np.arange(spec.n_sites), {
-                "units": "site", "long_name": "chain site (0-based)"}),
+                "units": "1", "long_name": "chain site (0-based)"}),
         },
         attrs={
             "engine": f"tdmrg-{me.method}",
