@@ -137,7 +137,8 @@ BELL = np.zeros((4, 4))
 BELL[np.ix_([0, 3], [0, 3])] = 0.5          # |Phi+><Phi+| in the bit basis c_p + 2 c_a
 
 
-def bath_file(path: Path, p_of, n_traj: int, temperature: float, seed: int = 5) -> Path:
+def bath_file(path: Path, p_of, n_traj: int, temperature: float, seed: int = 5,
+              gamma: float | None = None) -> Path:
     """A merged-like bath file of n_traj Werner trajectories with weights p_of(i, t)."""
     band_idx = np.arange(len(TIMES))
     sums = TrajectorySums.empty(1, 1, TIMES, band_idx)
@@ -149,7 +150,9 @@ def bath_file(path: Path, p_of, n_traj: int, temperature: float, seed: int = 5) 
     ds = to_dataset(sums, {"positions": np.array([12.0, 15.0]), "k_values": [math.pi / 2],
                            "seed": seed, "hopping": 1.0}, n_boot=20)
     ds.attrs["config"] = yaml.safe_dump({
-        "layers": {"n_p": 1, "n_a": 1}, "bath": {"temperature": float(temperature)},
+        "layers": {"n_p": 1, "n_a": 1},
+        "bath": {"temperature": float(temperature),
+                 **({} if gamma is None else {"gamma": float(gamma)})},
         "trajectories": {"count": n_traj, "first": 0, "seed": seed},
         "time": {"t_end": float(TIMES[-1]), "dt_out": DT}})
     return write_dataset(ds, path)
@@ -309,3 +312,79 @@ def test_bath_figures_without_bath_data_are_partial_not_errors():
         ds = aggregate(fig, {"bath": []})
         assert ds.attrs["status"] == "partial" and "bath" in ds.attrs["notes"]
         save(draw(fig, ds), [])
+
+
+# ---------------------------------------------------------------------------
+# the bath-coupling sweep
+# ---------------------------------------------------------------------------
+
+def test_coupling_sweep_paths_configs_and_figure_inputs():
+    from spinvalve.config import load_config
+    from spinvalve.figures import jobs as sweeps
+    repo = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    cfg["bath"].update(temperatures=[10, 100], couplings=[1.2e-4, 3e-4], batches=[0, 1])
+    cfg["figures"].update(fig_bath_coupling_temperature=100)
+    on = {f: (True, "test") for f in sweeps.FAMILIES}
+    sweeps.validate(cfg, on)
+    jobs = sweeps.all_jobs(cfg, on)
+    bath = {k[1]: j for k, j in jobs.items() if k[0] == "bath"}
+    assert len(bath) == 2 * 2 * 2
+    job = bath["spins_per_layer~2/T_bb~100/Gamma~0.0003/batch~1"]
+    resolved = load_config(job.mapping)
+    assert resolved.bath.gamma == 3e-4 and resolved.bath.temperature == 100.0
+    assert resolved.bath.omega_max == 0.01                       # not swept: the default
+    groups = sweeps.bath_groups(jobs)
+    assert "results/merged/bath/spins_per_layer~2/T_bb~100/Gamma~0.0003.nc" in groups
+    assert all(len(v) == 2 for v in groups.values()) and len(groups) == 4
+    # the other bath figures show the first coupling only
+    fig3 = sweeps.figure_inputs(cfg, jobs, "fig3")["bath"]
+    assert fig3 and all("Gamma~0.00012" in p for p in fig3)
+    life = sweeps.figure_inputs(cfg, jobs, "fig_bath_lifetime")["bath"]
+    assert sorted(life) == [f"results/merged/bath/spins_per_layer~2/T_bb~{t}/Gamma~0.00012.nc"
+                            for t in (10, 100)]
+    coupling = sweeps.figure_inputs(cfg, jobs, "fig_bath_coupling")["bath"]
+    assert sorted(coupling) == [f"results/merged/bath/spins_per_layer~2/T_bb~100/Gamma~{g}.nc"
+                                for g in ("0.00012", "0.0003")]
+    # without the list, no axis and the paths of before
+    del cfg["bath"]["couplings"]
+    plain = [k[1] for k in sweeps.all_jobs(cfg, on) if k[0] == "bath"]
+    assert "spins_per_layer~2/T_bb~100/batch~1" in plain
+    cfg["figures"]["fig_bath_coupling_temperature"] = 30
+    with pytest.raises(sweeps.PipelineConfigError,
+                       match=r"^figures.fig_bath_coupling_temperature: 30 is not in"):
+        sweeps.validate(cfg, on)
+
+
+def test_coupling_figure_matches_the_analytic_lifetimes(tmp_path):
+    """Werner trajectories whose decay time scales as 1 / Gamma: the figure's lifetime
+    at every Gamma is the analytic one, and the drawn points are the file's values."""
+    spread = 1 + 0.4 * np.sin(np.arange(40))
+    gammas = (1e-4, 2e-4, 4e-4)
+    taus = {g: 1.6e-3 / g * spread for g in gammas}         # 16, 8, 4 fs on average
+    files = [bath_file(tmp_path / f"G{g:g}.nc", decaying(taus[g]), 40, 100.0, gamma=g)
+             for g in gammas]
+    closed = closed_file(tmp_path / "closed.nc", werner_mln(AMP * np.minimum(TIMES / T0, 1)))
+    out = tmp_path / "fig_bath_coupling.nc"
+    write_figure_data("fig_bath_coupling", {"bath": files, "closed": [closed]}, out)
+    with xr.open_dataset(out) as ds:
+        ds = ds.load()
+    assert list(ds["bath_gamma"].values) == list(gammas)
+    assert ds["bath_gamma"].attrs["units"] == "eV"
+    for g in gammas:
+        pt = ds.sel(bath_omega_max=0.01, bath_gamma=g)
+        want = analytic_lifetime(taus[g])
+        assert float(pt["lifetime"]) == pytest.approx(want, abs=DT ** 2 / (8 * want) + 0.02)
+        assert float(pt["lifetime_lower"]) <= float(pt["lifetime"]) <= float(pt["lifetime_upper"])
+    lt = ds["lifetime"].sel(bath_omega_max=0.01).values
+    assert (np.diff(lt) < 0).all()                        # stronger coupling, shorter life
+    fig = draw("fig_bath_coupling", ds)
+    a, b, c = fig.axes[:3]
+    assert len([ln for ln in a.lines if ln.get_linestyle() == "-"]) == 3   # one MLN per Gamma
+    assert len(a.collections) == 3                        # their bands
+    drawn = [ln for ln in b.lines if len(ln.get_xdata()) == 3]
+    np.testing.assert_allclose(drawn[0].get_xdata(), gammas)
+    np.testing.assert_allclose(drawn[0].get_ydata(), lt)
+    np.testing.assert_allclose(c.lines[0].get_ydata(),
+                               ds["peak_log_negativity"].sel(bath_omega_max=0.01).values)
+    save(fig, [tmp_path / "c.png"], dpi=40)

@@ -64,11 +64,14 @@ def test_paper_config_sweeps_the_paper():
     me = sorted(j.value("n_electrons") for (f, _), j in jobs.items() if f == "multi_electron")
     assert me == [2, 4, 8]
     bath = [j for (f, _), j in jobs.items() if f == "bath"]
-    per_t: dict[float, int] = {}
+    per_t: dict[tuple, int] = {}
     for j in bath:
-        per_t[j.value("T_bb")] = per_t.get(j.value("T_bb"), 0) + load_config(j.mapping).trajectories.count
-    assert {10, 100} <= set(per_t) and len(per_t) >= 4       # Fig. 3(d) and the lifetime figure
-    assert set(per_t.values()) == {200}                      # 200 trajectories per T_bb
+        key = (j.value("T_bb"), j.value("Gamma"))
+        per_t[key] = per_t.get(key, 0) + load_config(j.mapping).trajectories.count
+    temps = {t for t, _ in per_t}
+    assert {10, 100} <= temps and len(temps) >= 4            # Fig. 3(d) and the lifetime figure
+    assert len({g for _, g in per_t}) >= 3                   # the coupling figure
+    assert set(per_t.values()) == {200}                      # 200 trajectories per point
     # the paper's parameters are the package defaults: nothing overrides them
     resolved = load_config(jobs[("closed", "spins_per_layer~4")].mapping)
     assert (resolved.chain.n_sites, resolved.couplings.j_sd, resolved.layers.fm_p_start) == (201, 0.5, 43)
@@ -385,7 +388,8 @@ def test_every_figure_draws_in_both_time_units(job_files, tmp_path, unit):
             sel["closed"] = [job_files["closed2"]]
         ds = aggregate(fig, sel)
         figure = draw(fig, ds, unit)
-        first_is_time = fig in ("fig_gibbs", "fig_bath_lifetime", "fig_trajectory_count")
+        first_is_time = fig in ("fig_gibbs", "fig_bath_lifetime", "fig_trajectory_count",
+                                "fig_bath_coupling")
         label = figure.axes[0 if first_is_time else -1].get_xlabel()
         assert ("fs" in label) == (unit == "fs") and (r"\hbar" in label) == (unit != "fs")
         outs = save(figure, [tmp_path / f"{fig}.png", tmp_path / f"{fig}.pdf"], dpi=40)

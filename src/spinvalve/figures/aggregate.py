@@ -42,6 +42,7 @@ TITLES = {
     "fig_bath_lifetime": "MLN lifetime against the bath temperature T_bb",
     "fig_trajectory_count": "MLN with baths against the number of quantum trajectories",
     "fig_boundary": "The paper's literal 201-site chain beside clean leads: chain-end reflections",
+    "fig_bath_coupling": "MLN lifetime and peak MLN against the bath coupling Gamma at fixed T_bb",
 }
 
 SWEEP_COORDS = {
@@ -50,6 +51,8 @@ SWEEP_COORDS = {
     "bath_temperature": {"units": "K", "long_name": "bath temperature T_bb"},
     "n_electrons": {"units": "1", "long_name": "electrons in the current pulse N_e"},
     "batch": {"units": "1", "long_name": "trajectory batch index"},
+    "bath_gamma": {"units": "eV", "long_name": "bath strength Gamma (Eq. 19)"},
+    "bath_omega_max": {"units": "eV", "long_name": "bath spectral cutoff omega_max (Eq. 19)"},
 }
 
 
@@ -78,20 +81,22 @@ def job_config(ds: xr.Dataset) -> dict:
 
 
 def sweep_point(ds: xr.Dataset) -> dict[str, Any]:
-    """Sweep values of a job, read from its config."""
-    cfg = job_config(ds)
-    lay = cfg.get("layers") or {}
-    point: dict[str, Any] = {"n_spins": int(lay.get("n_p", 4)) + int(lay.get("n_a", 4)),
-                             "spins_per_layer": int(lay.get("n_p", 4))}
-    point["temperature"] = float((cfg.get("temperature") or {}).get("gibbs", 0.0))
-    if cfg.get("bath"):
-        point["bath_temperature"] = float(cfg["bath"].get("temperature", 0.0))
-    if cfg.get("trajectories"):
-        tr = cfg["trajectories"]
-        count = max(int(tr.get("count", 1)), 1)
-        point["batch"] = int(tr.get("first", 0)) // count
-    if cfg.get("multi_electron"):
-        point["n_electrons"] = int(cfg["multi_electron"].get("n_electrons", 2))
+    """Sweep values of a job, read from its config through the package's own loader
+    (so an omitted key means the package default, never a default of this module)."""
+    from ..config import ConfigError, load_config
+    try:
+        cfg = load_config(job_config(ds))
+    except ConfigError as exc:
+        raise AggregationError(f"{ds.attrs.get('_source_file', '?')}: config attribute: {exc}")
+    point: dict[str, Any] = {"n_spins": cfg.layers.n_spins, "spins_per_layer": cfg.layers.n_p,
+                             "temperature": cfg.temperature.gibbs}
+    if cfg.bath is not None:
+        point.update(bath_temperature=cfg.bath.temperature, bath_gamma=cfg.bath.gamma,
+                     bath_omega_max=cfg.bath.omega_max)
+    if cfg.trajectories is not None:
+        point["batch"] = cfg.trajectories.first // max(cfg.trajectories.count, 1)
+    if cfg.multi_electron is not None:
+        point["n_electrons"] = cfg.multi_electron.n_electrons
     return point
 
 
@@ -528,9 +533,42 @@ def _fig_boundary(files):
     return xr.merge(parts, combine_attrs="override", join="outer"), notes
 
 
+def _fig_bath_coupling(files):
+    """Lifetime, its interval and the peak MLN of every merged bath file at one (N, T_bb),
+    along the couplings ``bath_gamma`` and ``bath_omega_max``; the closed MLN as reference."""
+    notes, parts = [], []
+    for u in _usable_baths(files, notes, "no lifetime"):
+        try:
+            x = _lifetime_point(u)
+        except ValueError as exc:
+            raise AggregationError(str(exc)) from exc
+        parts.append(_expand(x, sweep_point(u), ["bath_omega_max", "bath_gamma"]))
+    if not parts:
+        return xr.Dataset(), notes or ["no bath jobs (family bath disabled?)"]
+    ds = _combine(parts, ["bath_omega_max", "bath_gamma"], "bath coupling sweep")
+    ds = ds.transpose("bath_omega_max", "bath_gamma", ...)
+    point = sweep_point(files["bath"][0])
+    ds = ds.assign_coords(
+        n_spins=((), point["n_spins"], SWEEP_COORDS["n_spins"]),
+        bath_temperature=((), point["bath_temperature"], SWEEP_COORDS["bath_temperature"]))
+    temps = {sweep_point(d)["bath_temperature"] for d in files["bath"]}
+    if len(temps) > 1:
+        raise AggregationError(f"fig_bath_coupling: bath files at several T_bb {sorted(temps)}")
+    if files["closed"]:
+        c = _rename_time(_pick(files["closed"][0], ["log_negativity"]), "closed")
+        ds["log_negativity_closed"] = c["log_negativity"].assign_attrs(
+            long_name="MLN without baths (closed system, T = 0)")
+        if REFLECTION in c:
+            ds[REFLECTION + "_closed"] = c[REFLECTION]
+    else:
+        notes.append("no closed-system job at this N: no reference curve without baths")
+    return ds, notes
+
+
 BUILDERS = {"fig2": _fig2, "fig3": _fig3, "fig4": _fig4, "fig5": _fig5, "fig6": _fig6,
             "fig7": _fig7, "fig_gibbs": _fig_gibbs, "fig_bath_lifetime": _fig_bath_lifetime,
-            "fig_trajectory_count": _fig_trajectory_count, "fig_boundary": _fig_boundary}
+            "fig_trajectory_count": _fig_trajectory_count, "fig_boundary": _fig_boundary,
+            "fig_bath_coupling": _fig_bath_coupling}
 
 
 def aggregate(figure: str, inputs: Mapping[str, Sequence[str | Path]],

@@ -20,11 +20,17 @@ family          sweep (path keys)                       figures
 ==============  ======================================  ====================
 closed          spins_per_layer                         2, 3, 4, 5, 7
 gibbs           spins_per_layer x T_gibbs               3(d) dotted, gibbs
-bath            spins_per_layer x T_bb x batch          3(d) solid + band, bath_lifetime,
-                                                        trajectory_count
+bath            spins_per_layer x T_bb [x Gamma]        3(d) solid + band, bath_lifetime,
+                [x omega_max] x batch                   trajectory_count, bath_coupling
 multi_electron  n_electrons                             6
 boundary        spins_per_layer                         boundary
 ==============  ======================================  ====================
+
+The bath couplings (``bath.couplings``: Gamma in eV, ``bath.cutoffs``:
+omega_max in eV) are sweep axes only when their lists are given; their path
+keys (``Gamma~0.00012``, ``omega_max~0.01``) then appear in the bath paths.
+Every bath figure but ``fig_bath_coupling`` shows the first coupling and the
+first cutoff of those lists.
 
 ``boundary`` runs closed-system jobs on the paper's literal chain
 (``chain.leads: none``, L = 201), whose ends reflect the electron back into
@@ -52,14 +58,14 @@ FAMILIES = ("closed", "gibbs", "bath", "multi_electron", "boundary")
 #: Figures drawn by the pipeline: paper Figs. 2-7, the Gibbs figure and two bath figures
 #: (MLN lifetime against T_bb; MLN against the number of trajectories).
 FIGURES = ("fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig_gibbs", "fig_bath_lifetime",
-           "fig_trajectory_count", "fig_boundary")
+           "fig_trajectory_count", "fig_boundary", "fig_bath_coupling")
 
 #: Sweep keys of each family, in path order: (config list key, path key).
 SWEEPS: dict[str, tuple[tuple[str, str], ...]] = {
     "closed": (("spins_per_layer", "spins_per_layer"),),
     "gibbs": (("spins_per_layer", "spins_per_layer"), ("temperatures", "T_gibbs")),
     "bath": (("spins_per_layer", "spins_per_layer"), ("temperatures", "T_bb"),
-             ("batches", "batch")),
+             ("couplings", "Gamma"), ("cutoffs", "omega_max"), ("batches", "batch")),
     "multi_electron": (("n_electrons", "n_electrons"),),
     "boundary": (("spins_per_layer", "spins_per_layer"),),
 }
@@ -82,6 +88,9 @@ FAMILY_PROBES: dict[str, tuple[tuple[str, str | None], ...]] = {
 }
 
 RESULTS = "results"
+
+#: Sweep lists that are axes only when given (no path key otherwise).
+OPTIONAL_SWEEPS = ("couplings", "cutoffs")
 
 #: Families whose figures must not show chain-end reflections (reflection_time > t_end).
 REFLECTION_FREE = ("closed", "gibbs", "bath")
@@ -305,6 +314,10 @@ def _job_mapping(config: Mapping, family: str, point: Mapping[str, Any]) -> dict
     if family == "bath":
         per = int(fam.get("trajectories_per_batch", 200))
         sweep["bath"] = {"temperature": float(point["T_bb"])}
+        if "Gamma" in point:
+            sweep["bath"]["gamma"] = float(point["Gamma"])
+        if "omega_max" in point:
+            sweep["bath"]["omega_max"] = float(point["omega_max"])
         # bands come from the merge of the batches (results/merged/bath), not from each batch
         sweep["trajectories"] = {"first": int(point["batch"]) * per, "count": per, "bands": False}
     if family == "multi_electron":
@@ -318,6 +331,7 @@ def family_jobs(config: Mapping, family: str) -> list[Job]:
     """Every sweep point of one family (whether or not it is enabled)."""
     fam = config.get(family) or {}
     keys = SWEEPS[family]
+    keys = tuple((lk, pk) for lk, pk in keys if lk not in OPTIONAL_SWEEPS or fam.get(lk))
     lists = []
     for list_key, _ in keys:
         values = fam.get(list_key)
@@ -364,14 +378,15 @@ def validate(config: Mapping, status: Mapping[str, tuple[bool, str]] | None = No
             continue
         fsec = config.get(fam) or {}
         for list_key, _ in SWEEPS[fam]:
-            if list_key != "batches" and not fsec.get(list_key):
+            if list_key not in ("batches", *OPTIONAL_SWEEPS) and not fsec.get(list_key):
                 raise PipelineConfigError(f"{fam}.{list_key}: required (a non-empty list) "
                                           f"when {fam} is enabled")
         # the family's own overrides on top of the base (sweep values not applied)
         check(deep_merge(config.get("job") or {}, fsec.get("job") or {}), f"{fam}.job: ")
         for job in family_jobs(config, fam):
             where = ", ".join(f"{k} = {fmt_value(v)}" for k, v in job.point)
-            sweep_keys = "/".join(f"{fam}.{lk}" for lk, _ in SWEEPS[fam])
+            sweep_keys = "/".join(f"{fam}.{lk}" for lk, _ in SWEEPS[fam]
+                                  if lk not in OPTIONAL_SWEEPS or fsec.get(lk))
             try:
                 cfg = load_config(job.mapping)
             except ConfigError as exc:
@@ -408,20 +423,29 @@ def validate(config: Mapping, status: Mapping[str, tuple[bool, str]] | None = No
                 "(fig_boundary draws each beside its clean-lead run)")
     if status["bath"][0]:
         temps = [float(t) for t in (config.get("bath") or {}).get("temperatures") or []]
-        t_tc = figs.get("fig_trajectory_count_temperature")
-        if t_tc is not None and float(t_tc) not in temps:
-            raise PipelineConfigError(
-                f"figures.fig_trajectory_count_temperature: {t_tc} is not in bath.temperatures "
-                f"{temps}")
+        for key in ("fig_trajectory_count_temperature", "fig_bath_coupling_temperature"):
+            t_fig = figs.get(key)
+            if t_fig is not None and float(t_fig) not in temps:
+                raise PipelineConfigError(
+                    f"figures.{key}: {t_fig} is not in bath.temperatures {temps}")
 
 
 # ---------------------------------------------------------------------------
 # figure inputs
 # ---------------------------------------------------------------------------
 
-def bath_merged_path(spins: int, t_bb: Any) -> str:
+def bath_merged_path(spins: int, t_bb: Any, **coupling: Any) -> str:
+    """The merged file of one bath point; ``coupling``: Gamma=..., omega_max=... as swept."""
+    extra = "".join(f"/{k}~{fmt_value(v)}" for k, v in coupling.items())
     return (f"{RESULTS}/merged/bath/spins_per_layer~{fmt_value(spins)}"
-            f"/T_bb~{fmt_value(t_bb)}.nc")
+            f"/T_bb~{fmt_value(t_bb)}{extra}.nc")
+
+
+def merged_of(job: Job) -> str:
+    """The merged file a bath batch job feeds."""
+    p = dict(job.point)
+    coupling = {k: p[k] for k in ("Gamma", "omega_max") if k in p}
+    return bath_merged_path(p["spins_per_layer"], p["T_bb"], **coupling)
 
 
 def bath_groups(jobs: Mapping[tuple[str, str], Job]) -> dict[str, list[Job]]:
@@ -429,9 +453,30 @@ def bath_groups(jobs: Mapping[tuple[str, str], Job]) -> dict[str, list[Job]]:
     groups: dict[str, list[Job]] = {}
     for (fam, _), job in jobs.items():
         if fam == "bath":
-            path = bath_merged_path(job.value("spins_per_layer"), job.value("T_bb"))
-            groups.setdefault(path, []).append(job)
+            groups.setdefault(merged_of(job), []).append(job)
     return groups
+
+
+def _reference_coupling(config: Mapping, job: Job) -> bool:
+    """Whether a bath job has the first of ``bath.couplings`` and ``bath.cutoffs`` (when swept):
+    the coupling every bath figure but fig_bath_coupling shows."""
+    bath = config.get("bath") or {}
+    p = dict(job.point)
+    for list_key, path_key in (("couplings", "Gamma"), ("cutoffs", "omega_max")):
+        if path_key in p and float(p[path_key]) != float(bath[list_key][0]):
+            return False
+    return True
+
+
+def bath_coupling_point(config: Mapping) -> tuple[int | None, float | None]:
+    """(N/2, T_bb) of fig_bath_coupling: N/2 as for fig_trajectory_count; T_bb
+    ``figures.fig_bath_coupling_temperature``, by default (null) the first of ``bath.temperatures``."""
+    n, _ = trajectory_count_point(config)
+    temps = [float(t) for t in (config.get("bath") or {}).get("temperatures") or []]
+    if n is None:
+        return None, None
+    t = (config.get("figures") or {}).get("fig_bath_coupling_temperature")
+    return n, (temps[0] if t is None else float(t))
 
 
 def trajectory_count_point(config: Mapping) -> tuple[int | None, float | None]:
@@ -487,9 +532,8 @@ def figure_inputs(config: Mapping, jobs: Mapping[tuple[str, str], Job], figure: 
                  and j.value("spins_per_layer") == ref and t_g is not None
                  and float(j.value("T_gibbs")) == float(t_g)]
         t_bb = {float(t) for t in figs.get("fig3_bath_temperatures") or []}
-        bath = sorted({bath_merged_path(j.value("spins_per_layer"), j.value("T_bb"))
-                       for (f, _), j in jobs.items() if f == "bath"
-                       and j.value("spins_per_layer") == ref
+        bath = sorted({merged_of(j) for (f, _), j in jobs.items() if f == "bath"
+                       and j.value("spins_per_layer") == ref and _reference_coupling(config, j)
                        and float(j.value("T_bb")) in t_bb})
         return {**empty, "closed": _closed_selection(config, jobs, None),
                 "gibbs": gibbs, "bath": bath}
@@ -507,17 +551,23 @@ def figure_inputs(config: Mapping, jobs: Mapping[tuple[str, str], Job], figure: 
                   if f == "closed" and j.value("spins_per_layer") in spins]
         return {**empty, "closed": closed, "gibbs": [j.output for j in gibbs]}
     if figure == "fig_bath_lifetime":
-        bath = [j for (f, _), j in jobs.items() if f == "bath"]
+        bath = [j for (f, _), j in jobs.items() if f == "bath" and _reference_coupling(config, j)]
         spins = {j.value("spins_per_layer") for j in bath}
-        merged = sorted({bath_merged_path(j.value("spins_per_layer"), j.value("T_bb"))
-                         for j in bath})
+        merged = sorted({merged_of(j) for j in bath})
         closed = [j.output for (f, _), j in jobs.items()
                   if f == "closed" and j.value("spins_per_layer") in spins]
         return {**empty, "closed": closed, "bath": merged}
     if figure == "fig_trajectory_count":
         n, t_bb = trajectory_count_point(config)
-        merged = sorted({bath_merged_path(j.value("spins_per_layer"), j.value("T_bb"))
-                         for (f, _), j in jobs.items() if f == "bath"
+        merged = sorted({merged_of(j) for (f, _), j in jobs.items() if f == "bath"
+                         and _reference_coupling(config, j)
+                         and j.value("spins_per_layer") == n and float(j.value("T_bb")) == t_bb})
+        closed = [j.output for (f, _), j in jobs.items()
+                  if f == "closed" and j.value("spins_per_layer") == n]
+        return {**empty, "closed": closed, "bath": merged}
+    if figure == "fig_bath_coupling":
+        n, t_bb = bath_coupling_point(config)
+        merged = sorted({merged_of(j) for (f, _), j in jobs.items() if f == "bath"
                          and j.value("spins_per_layer") == n and float(j.value("T_bb")) == t_bb})
         closed = [j.output for (f, _), j in jobs.items()
                   if f == "closed" and j.value("spins_per_layer") == n]
@@ -546,11 +596,17 @@ def figure_settings(config: Mapping, figure: str) -> dict:
         "fig_bath_lifetime": (),
         "fig_trajectory_count": ("reference_spins_per_layer", "fig_trajectory_count_temperature"),
         "fig_boundary": (),
+        "fig_bath_coupling": ("reference_spins_per_layer", "fig_bath_coupling_temperature"),
     }[figure]
     out = {"figure": figure, **{k: figs.get(k) for k in keys}}
     if figure == "fig_trajectory_count":
         n, t_bb = trajectory_count_point(config)
         out["shown"] = {"spins_per_layer": n, "T_bb": t_bb}
+    if figure == "fig_bath_coupling":
+        n, t_bb = bath_coupling_point(config)
+        bath = config.get("bath") or {}
+        out["shown"] = {"spins_per_layer": n, "T_bb": t_bb, "couplings": bath.get("couplings"),
+                        "cutoffs": bath.get("cutoffs")}
     return out
 
 

@@ -466,37 +466,99 @@ def plot_fig_bath_lifetime(ds: xr.Dataset, unit: str = "fs"):
     return fig
 
 
-def _lifetime_panel(ax, ds: xr.Dataset, ns: list[int], scale: float) -> None:
-    temps = np.array([float(x) for x in ds["bath_temperature"].values])
-    markers = "osD^v"
-    for i, n in enumerate(ns):
-        pt = ds.sel(n_spins=n)
-        tau = pt["lifetime"].values * scale
-        lo, hi = pt["lifetime_lower"].values * scale, pt["lifetime_upper"].values * scale
-        bound = pt["lifetime_is_lower_bound"].values.astype(bool)
-        open_hi = pt["lifetime_upper_is_lower_bound"].values.astype(bool)
-        col = f"C{i}"
-        ok = np.isfinite(tau) & ~bound
-        if ok.any():
-            yerr = np.array([np.clip(tau - lo, 0, None), np.clip(hi - tau, 0, None)])[:, ok]
-            ax.errorbar(temps[ok], tau[ok], yerr=np.nan_to_num(yerr), fmt=markers[i % 5] + "-",
-                        color=col, capsize=3, label=f"{_spins_label(n)}")
-            for x, y, o in zip(temps[ok], hi[ok], open_hi[ok]):
-                if o and np.isfinite(y):
-                    _up_arrow(ax, x, y, col, 10)
-        lb = np.isfinite(tau) & bound
-        if lb.any():
-            ax.plot(temps[lb], tau[lb], markers[i % 5], mfc="none", color=col,
-                    label=f"{_spins_label(n)}: lower bound (no decay in window)")
-            for x, y in zip(temps[lb], tau[lb]):
-                _up_arrow(ax, x, y, col)
-    if len(temps) and (temps > 0).all() and temps.max() / temps.min() > 5:
+def _lifetime_points(ax, x: np.ndarray, pt: xr.Dataset, scale: float, color, marker: str,
+                     label: str) -> None:
+    """Lifetimes against ``x`` with their bootstrap intervals; lower bounds (no decay in the
+    window) as open symbols with an arrow, an interval whose upper end is a bound with one."""
+    tau = pt["lifetime"].values * scale
+    lo, hi = pt["lifetime_lower"].values * scale, pt["lifetime_upper"].values * scale
+    bound = pt["lifetime_is_lower_bound"].values.astype(bool)
+    open_hi = pt["lifetime_upper_is_lower_bound"].values.astype(bool)
+    ok = np.isfinite(tau) & ~bound
+    if ok.any():
+        yerr = np.array([np.clip(tau - lo, 0, None), np.clip(hi - tau, 0, None)])[:, ok]
+        ax.errorbar(x[ok], tau[ok], yerr=np.nan_to_num(yerr), fmt=marker + "-", color=color,
+                    capsize=3, label=label)
+        for xi, y, o in zip(x[ok], hi[ok], open_hi[ok]):
+            if o and np.isfinite(y):
+                _up_arrow(ax, xi, y, color, 10)
+    lb = np.isfinite(tau) & bound
+    if lb.any():
+        ax.plot(x[lb], tau[lb], marker, mfc="none", color=color,
+                label=f"{label}: lower bound (no decay in window)")
+        for xi, y in zip(x[lb], tau[lb]):
+            _up_arrow(ax, xi, y, color)
+
+
+def _lifetime_axes(ax, x: np.ndarray, ds: xr.Dataset, scale: float) -> None:
+    if len(x) and (x > 0).all() and x.max() / x.min() > 5:
         ax.set_xscale("log")
     vals = np.concatenate([ds["lifetime"].values.ravel(), ds["lifetime_upper"].values.ravel()])
     top = float(np.nanmax(vals)) * scale if np.isfinite(vals).any() else 1.0
     ax.set_ylim(0, 1.35 * top if top > 0 else 1.0)
     ax.margins(x=0.1)
     ax.legend(fontsize=7, loc="upper right")
+
+
+def _lifetime_panel(ax, ds: xr.Dataset, ns: list[int], scale: float) -> None:
+    temps = np.array([float(x) for x in ds["bath_temperature"].values])
+    for i, n in enumerate(ns):
+        _lifetime_points(ax, temps, ds.sel(n_spins=n), scale, f"C{i}", "osD^v"[i % 5],
+                         _spins_label(n))
+    _lifetime_axes(ax, temps, ds, scale)
+
+
+def plot_fig_bath_coupling(ds: xr.Dataset, unit: str = "fs"):
+    """(a) MLN(t) for every Gamma (first cutoff) with its band and the no-bath curve,
+    (b) the MLN lifetime and (c) the peak MLN against Gamma, one line per cutoff."""
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(13.5, 4.0), constrained_layout=True)
+    if "lifetime" not in ds:
+        for ax in (a, b, c):
+            _no_data(ax, _notes(ds))
+    else:
+        scale = _time_scale(ds, unit)
+        t = time_values(ds, "time", unit)
+        gammas = np.array([float(g) for g in ds["bath_gamma"].values])
+        cutoffs = [float(w) for w in ds["bath_omega_max"].values]
+        cmap = plt.get_cmap("viridis")
+        cols = [cmap(0.85 * i / max(len(gammas) - 1, 1)) for i in range(len(gammas))]
+        if "log_negativity_closed" in ds:
+            a.plot(time_values(ds, "time_closed", unit), ds["log_negativity_closed"], "k--", lw=1,
+                   label="no bath")
+        first = ds.sel(bath_omega_max=cutoffs[0])
+        for g, col in zip(gammas, cols):
+            pt = first.sel(bath_gamma=g)
+            if "log_negativity_lower" in pt:
+                a.fill_between(t, pt["log_negativity_lower"], pt["log_negativity_upper"],
+                               color=col, alpha=0.15, lw=0)
+            a.plot(t, pt["log_negativity"], "-", color=col, label=rf"$\Gamma$ = {g:g} eV")
+        shade_reflections(a, ds, unit, t[-1], names=("reflection_time", "reflection_time_closed"))
+        _legend(a, fontsize=7, loc="upper right", title=rf"$\omega_m$ = {cutoffs[0]:g} eV")
+        for i, w in enumerate(cutoffs):
+            pt = ds.sel(bath_omega_max=w)
+            _lifetime_points(b, gammas, pt, scale, f"C{i}", "osD^v"[i % 5],
+                             rf"$\omega_m$ = {w:g} eV")
+            peak = pt["peak_log_negativity"].values
+            c.plot(gammas, peak, "osD^v"[i % 5] + "-", color=f"C{i}", label=rf"$\omega_m$ = {w:g} eV")
+        _lifetime_axes(b, gammas, ds, scale)
+        if len(gammas) and (gammas > 0).all() and gammas.max() / gammas.min() > 5:
+            c.set_xscale("log")
+        c.set_ylim(bottom=0)
+        c.margins(x=0.1)
+        _legend(c, fontsize=7, loc="best")
+        n = int(ds["n_spins"]) if "n_spins" in ds.coords else 0
+        temp = float(ds["bath_temperature"]) if "bath_temperature" in ds.coords else np.nan
+        a.set_title(f"{_spins_label(n)}, $T_{{bb}}$ = {temp:g} K (bands: bootstrap 95%)",
+                    fontsize=9)
+    a.set_xlabel(time_label(unit))
+    a.set_ylabel(r"$E_N$ (MLN)")
+    for ax in (b, c):
+        ax.set_xlabel(r"bath strength $\Gamma$ (eV)")
+    b.set_ylabel(_duration_label(r"MLN lifetime $\tau$", unit))
+    c.set_ylabel(r"max$_t\, E_N$")
+    for ax, lab in zip((a, b, c), "abc"):
+        _panel_label(ax, lab)
+    return fig
 
 
 def plot_fig_trajectory_count(ds: xr.Dataset, unit: str = "fs"):
@@ -639,7 +701,8 @@ PLOTTERS: dict[str, Callable] = {"fig2": plot_fig2, "fig3": plot_fig3, "fig4": p
                                  "fig_gibbs": plot_fig_gibbs,
                                  "fig_bath_lifetime": plot_fig_bath_lifetime,
                                  "fig_trajectory_count": plot_fig_trajectory_count,
-                                 "fig_boundary": plot_fig_boundary}
+                                 "fig_boundary": plot_fig_boundary,
+                                 "fig_bath_coupling": plot_fig_bath_coupling}
 
 
 def draw(figure: str, data: str | Path | xr.Dataset, unit: str = "fs"):
