@@ -38,6 +38,7 @@ def quick_config() -> dict:
     cfg["gibbs"]["spins_per_layer"] = [2]
     cfg["bath"]["spins_per_layer"] = [2]
     cfg["bath"]["temperatures"] = [10, 100]
+    cfg["bath"].pop("couplings", None)            # no coupling axis (tests/test_bath_figures.py)
     cfg["figures"].update(reference_spins_per_layer=4, fig7_spins_per_layer=[2, 3, 4],
                           fig_trajectory_count_temperature=100)
     return cfg
