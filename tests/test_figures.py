@@ -19,8 +19,7 @@ import yaml
 
 from spinvalve.config import load_config
 from spinvalve.figures import jobs as sweeps
-from spinvalve.figures.aggregate import (AggregationError, aggregate,
-                                         concatenate_bath_batches_todo, read_job, sweep_point)
+from spinvalve.figures.aggregate import AggregationError, aggregate, read_job, sweep_point
 from spinvalve.figures.plot import draw, magnon_groups, save, time_values
 
 REPO = Path(__file__).resolve().parents[1]
@@ -187,18 +186,6 @@ def test_disabled_families_have_no_jobs_and_are_reported():
     assert sweeps.figure_inputs(cfg, jobs, "fig_gibbs")["gibbs"] == []
 
 
-def test_auto_reads_the_engine_declaration(tmp_path, monkeypatch):
-    pkg = tmp_path / "fakeengine"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "simulate.py").write_text("IMPLEMENTED_FAMILIES = ('closed', 'bath')\n"
-                                     "def run_job(cfg, out):\n    raise SystemExit\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(sweeps, "ENGINE_MODULE", "fakeengine.simulate")
-    assert sweeps.declared_families() == ("closed", "bath")
-    assert sweeps.probe_family("bath")[0] and not sweeps.probe_family("gibbs")[0]
-
-
 def test_resources_by_spins_override_family_defaults():
     cfg = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     jobs = sweeps.all_jobs(cfg, ALL_ON)
@@ -346,35 +333,6 @@ def test_empty_family_gives_a_partial_file_not_an_error():
     assert ds.attrs["status"] == "partial" and "multi_electron" in ds.attrs["notes"]
     fig = draw("fig6", ds)
     save(fig, [])
-
-
-def _as_batch(path: Path, batch: int, count: int = 4) -> xr.Dataset:
-    ds = read_job(path)
-    cfg = yaml.safe_load(ds.attrs["config"])
-    cfg["bath"] = {"temperature": 10.0}
-    cfg["trajectories"] = {"first": batch * count, "count": count}
-    ds.attrs["config"] = yaml.safe_dump(cfg)
-    return ds
-
-
-def test_stacked_bath_batches_are_not_drawn_but_a_single_batch_is(job_files):
-    """The placeholder merge (engine's combine missing) never passes off batch 0 as the total."""
-    b = [_as_batch(job_files["closed2"], i) for i in (1, 0)]
-    stacked = concatenate_bath_batches_todo(b)
-    assert list(stacked["batch"].values) == [0, 1]
-    assert stacked.attrs["bath_batches"] == "stacked"
-    fig3 = aggregate_from(stacked, job_files)
-    assert "log_negativity_bath" not in fig3 and "stacked" in fig3.attrs["notes"]
-    one = concatenate_bath_batches_todo([b[1]])
-    fig3 = aggregate_from(one, job_files)
-    assert fig3["log_negativity_bath"].dims == ("bath_temperature", "time_bath")
-
-
-def aggregate_from(merged: xr.Dataset, job_files) -> xr.Dataset:
-    path = Path(job_files["closed2"]).with_name(f"merged{id(merged)}.nc")
-    from spinvalve.io import write_dataset
-    write_dataset(merged, path)
-    return aggregate("fig3", {"closed": [job_files["closed2"]], "bath": [path]})
 
 
 @pytest.mark.parametrize("unit", ["fs", "hbar_over_gamma"])

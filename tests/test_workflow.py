@@ -31,7 +31,7 @@ LOCAL = REPO / "workflow" / "profiles" / "local"
 SLURM = REPO / "workflow" / "profiles" / "slurm"
 TEST_CONFIG = REPO / ".test" / "config.yaml"
 FIGURES = ("fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig_gibbs", "fig_bath_lifetime",
-           "fig_trajectory_count", "fig_boundary")
+           "fig_trajectory_count", "fig_boundary", "fig_bath_coupling")
 
 pytestmark = pytest.mark.skipif(
     subprocess.run([sys.executable, "-c", "import snakemake"], capture_output=True).returncode,

@@ -45,8 +45,6 @@ from .basis import Sector
 from .checkpoint import Checkpointer, Interrupted, StopFlag
 
 
-# Job families the pipeline may enable ("enabled: auto" in config/*.yaml reads this line).
-IMPLEMENTED_FAMILIES = ("closed", "gibbs", "bath", "multi_electron")
 
 
 class Progress:

@@ -4,8 +4,7 @@
 # in (reruns) when the jobs appear.
 
 
-# Batches are summed (rho_FM) by the engine's spinvalve.opensystem.combine; without it the
-# batches are only stacked (spinvalve.figures.aggregate.concatenate_bath_batches_todo).
+# Batches are summed (rho_FM) by spinvalve.opensystem.combine: observables and bands once.
 rule merge_bath_batches:
     input:
         lambda wildcards: [

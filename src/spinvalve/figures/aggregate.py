@@ -149,75 +149,25 @@ def _rename_time(ds: xr.Dataset, suffix: str) -> xr.Dataset:
 # ---------------------------------------------------------------------------
 
 def combine_bath_batches(datasets: list[xr.Dataset]) -> xr.Dataset:
-    """Merge the trajectory batches of one (N, T_bb) point.
+    """Merge the trajectory batches of one bath point.
 
-    The correct merge SUMS the batches' rho_FM and computes every observable
-    (and its error band) once from the total (SPEC: never average an entropy or
-    a negativity). The engine provides it as ``spinvalve.opensystem.combine``;
-    without it this falls back to :func:`concatenate_bath_batches_todo`, which
-    only stacks the batches.
+    Sums the batches' rho_FM and computes every observable (and its error band)
+    once from the total (:func:`spinvalve.opensystem.combine`; SPEC: never
+    average an entropy or a negativity). The batches' common reflection time
+    is kept.
     """
-    try:
-        from ..opensystem import combine  # type: ignore[attr-defined]
-    except ImportError:
-        return concatenate_bath_batches_todo(datasets)
+    from ..opensystem import combine
     order = sorted(datasets, key=lambda d: sweep_point(d).get("batch", 0))
     try:
         out = combine(order)
     except ValueError as exc:  # CombineError: slices that do not belong together
         raise AggregationError(f"bath batches: {exc}") from exc
-    out.attrs["bath_batches"] = "combined"
     if REFLECTION in order[0]:
         times = {float(d[REFLECTION]) for d in order if REFLECTION in d}
         if len(times) > 1:
             raise AggregationError(f"bath batches: different chains (reflection times {sorted(times)})")
         out[REFLECTION] = order[0][REFLECTION]
     return out
-
-
-def concatenate_bath_batches_todo(datasets: list[xr.Dataset]) -> xr.Dataset:
-    """TODO(bath): placeholder merge -- stack batches along ``batch``, combine nothing.
-
-    Used only when the engine's rho_FM summation (``spinvalve.opensystem.
-    combine``) is not installed. The result is marked ``bath_batches = "stacked"``;
-    figures draw a stacked file only when it holds a single batch (whose
-    observables are then the job's own, correctly computed ones).
-    """
-    parts = []
-    for ds in datasets:
-        point = sweep_point(ds)
-        d = ds.expand_dims(batch=[point.get("batch", 0)])
-        d["batch"].attrs.update(SWEEP_COORDS["batch"])
-        d.attrs = {k: v for k, v in ds.attrs.items() if k != "config"}
-        parts.append(d)
-    parts.sort(key=lambda d: int(d["batch"][0]))
-    out = xr.concat(parts, dim="batch", combine_attrs="drop_conflicts")
-    out.attrs["config"] = datasets[0].attrs.get("config", "")
-    out.attrs["batch_configs"] = "\n---\n".join(d.attrs.get("config", "") for d in datasets)
-    out.attrs["bath_batches"] = "stacked"
-    return out
-
-
-def bath_usable(ds: xr.Dataset) -> xr.Dataset | None:
-    """A merged bath file as one sweep point, or None if its batches are only stacked."""
-    if "batch" in ds.dims:
-        if ds.sizes["batch"] != 1:
-            return None
-        ds = ds.isel(batch=0, drop=True)
-    return ds
-
-
-def _usable_baths(files, notes: list[str], consequence: str) -> list[xr.Dataset]:
-    """The bath files usable as sweep points; a note for each one that is not."""
-    usable = []
-    for d in files["bath"]:
-        u = bath_usable(d)
-        if u is None:
-            notes.append(f"{d.attrs.get('_source_file')}: trajectory batches stacked, not "
-                         f"combined - {consequence}")
-        else:
-            usable.append(u)
-    return usable
 
 
 # ---------------------------------------------------------------------------
@@ -251,7 +201,7 @@ def _fig3(files: Mapping[str, list[xr.Dataset]]) -> tuple[xr.Dataset, list[str]]
     else:
         notes.append("no Gibbs job: the T_Gibbs line of panel (d) is missing")
     bath = [_expand(_pick(u, ["log_negativity"]), sweep_point(u), ["bath_temperature"])
-            for u in _usable_baths(files, notes, "not drawn")]
+            for u in files["bath"]]
     if bath:
         b = _rename_time(_combine(bath, ["bath_temperature"], "fig3 bath"), "bath")
         parts.append(b.rename({n: n.replace("log_negativity", "log_negativity_bath")
@@ -381,7 +331,7 @@ def _lifetime_point(ds: xr.Dataset) -> xr.Dataset:
 
 def _fig_bath_lifetime(files):
     notes, parts = [], []
-    for u in _usable_baths(files, notes, "no lifetime"):
+    for u in files["bath"]:
         try:
             x = _lifetime_point(u)
         except ValueError as exc:
@@ -423,10 +373,9 @@ def _fig_trajectory_count(files):
     from ..opensystem.bands import BAND_PERCENTILES
     from .bath import ONSET_FRACTION, BatchSums, band, onset_time, subset_mln, subset_sizes
     notes: list[str] = []
-    usable = [u for u in (bath_usable(d) for d in files["bath"]) if u is not None]
+    usable = files["bath"]
     if not usable:
-        return xr.Dataset(), ["no bath job at the chosen T_bb (family bath disabled?)"
-                              if not files["bath"] else "trajectory batches stacked, not combined"]
+        return xr.Dataset(), ["no bath job at the chosen T_bb (family bath disabled?)"]
     if len(usable) > 1:
         notes.append(f"{len(usable)} bath files given; the first is shown")
     d = usable[0]
@@ -537,7 +486,7 @@ def _fig_bath_coupling(files):
     """Lifetime, its interval and the peak MLN of every merged bath file at one (N, T_bb),
     along the couplings ``bath_gamma`` and ``bath_omega_max``; the closed MLN as reference."""
     notes, parts = [], []
-    for u in _usable_baths(files, notes, "no lifetime"):
+    for u in files["bath"]:
         try:
             x = _lifetime_point(u)
         except ValueError as exc:

@@ -4,7 +4,7 @@ The Snakemake workflow (``Snakefile``, ``workflow/rules/*.smk``) is a thin
 shell over this module and the ``spinvalve`` CLI. Here live the pieces that
 are worth testing without Snakemake:
 
-* which simulation families are enabled (``enabled: true | false | auto``);
+* which simulation families are enabled (``enabled: true | false``);
 * the product of each family's sweep lists, one :class:`Job` per point, whose
   output path names its parameters (``spins_per_layer~4/T_gibbs~100``);
 * the job config of every point (``job`` base, then the family's ``job``
@@ -42,9 +42,7 @@ chain-end artefact.
 
 from __future__ import annotations
 
-import ast
 import copy
-import importlib.util
 import itertools
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -68,23 +66,6 @@ SWEEPS: dict[str, tuple[tuple[str, str], ...]] = {
              ("couplings", "Gamma"), ("cutoffs", "omega_max"), ("batches", "batch")),
     "multi_electron": (("n_electrons", "n_electrons"),),
     "boundary": (("spins_per_layer", "spins_per_layer"),),
-}
-
-#: How ``enabled: auto`` decides whether the engine implements a family.
-#: First choice: the engine declares it, as a literal at module level of
-#: ``spinvalve/simulate.py``:  ``IMPLEMENTED_FAMILIES = ("closed", "gibbs")``.
-#: Without that declaration, a family is on when every (module, name) below
-#: exists (``name`` None: the module alone). Both checks read source files
-#: only (``ast``): nothing is imported, so no MPI or PETSc starts in Snakemake.
-ENGINE_MODULE = "spinvalve.simulate"
-DECLARATION = "IMPLEMENTED_FAMILIES"
-FAMILY_PROBES: dict[str, tuple[tuple[str, str | None], ...]] = {
-    "closed": (("spinvalve.simulate", "run_job"),),
-    "gibbs": (("spinvalve.simulate", "run_job"), ("spinvalve.ensemble", "spin_states")),
-    "bath": (("spinvalve.simulate", "run_job"), ("spinvalve.opensystem", "run_open")),
-    "multi_electron": (("spinvalve.simulate", "run_job"), ("spinvalve.tdmrg", "run_tdmrg"),
-                       ("tenpy", None)),
-    "boundary": (("spinvalve.simulate", "run_job"),),
 }
 
 RESULTS = "results"
@@ -126,94 +107,15 @@ def fmt_value(value: Any) -> str:
     return format(float(value), "g")
 
 
-_NO_SOURCE = "<no python source>"
-
-
-def _module_source(name: str) -> str | None:
-    """Source text of a module or package ``__init__`` (None if absent), without importing it."""
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return None
-    if spec is None:
-        return None
-    origin = spec.origin
-    if not origin or not origin.endswith(".py"):
-        return _NO_SOURCE  # compiled or namespace module: present, source unknown
-    try:
-        with open(origin, encoding="utf-8") as fh:
-            return fh.read()
-    except OSError:
-        return None
-
-
-def _defined_names(source: str) -> dict[str, ast.AST | None]:
-    """Top-level names a module defines or imports (assignment values kept)."""
-    names: dict[str, ast.AST | None] = {}
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return names
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names[node.name] = None
-        elif isinstance(node, ast.Assign):
-            for tgt in node.targets:
-                if isinstance(tgt, ast.Name):
-                    names[tgt.id] = node.value
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            names[node.target.id] = node.value
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            for alias in node.names:
-                names[(alias.asname or alias.name).split(".")[0]] = None
-    return names
-
-
-def declared_families() -> tuple[str, ...] | None:
-    """The engine's ``IMPLEMENTED_FAMILIES`` declaration, or None if it has none."""
-    src = _module_source(ENGINE_MODULE)
-    if src is None or src == _NO_SOURCE:
-        return None
-    value = _defined_names(src).get(DECLARATION)
-    if value is None:
-        return None
-    try:
-        return tuple(str(f) for f in ast.literal_eval(value))
-    except (ValueError, TypeError):
-        return None
-
-
-def probe_family(family: str) -> tuple[bool, str]:
-    """(implemented, reason) of one family, from the source tree only."""
-    declared = declared_families()
-    if declared is not None:
-        if family in declared:
-            return True, f"auto: declared by {ENGINE_MODULE}.{DECLARATION}"
-        return False, f"auto: not in {ENGINE_MODULE}.{DECLARATION} (not implemented yet)"
-    for module, name in FAMILY_PROBES[family]:
-        src = _module_source(module)
-        if src is None:
-            return False, f"auto: not implemented yet (no module {module})"
-        if name is not None and src != _NO_SOURCE and name not in _defined_names(src):
-            return False, f"auto: not implemented yet (no {module}.{name})"
-    return True, "auto: engine available"
-
-
 def family_status(config: Mapping) -> dict[str, tuple[bool, str]]:
-    """(enabled, reason) per family; ``enabled: auto`` asks :func:`probe_family`.
-
-    A family section missing from the config counts as ``enabled: false``.
-    """
+    """(enabled, reason) per family: ``enabled`` (default true) of its section; a family
+    section missing from the config counts as ``enabled: false``."""
     status = {}
     for fam in FAMILIES:
         section = config.get(fam)
-        setting = False if section is None else (section or {}).get("enabled", "auto")
-        if setting is True:
-            status[fam] = (True, "enabled in the config")
-        elif setting is False:
-            status[fam] = (False, "disabled in the config")
-        else:
-            status[fam] = probe_family(fam)
+        on = section is not None and bool((section or {}).get("enabled", True))
+        status[fam] = (on, "enabled in the config" if on else
+                       ("disabled in the config" if section is not None else "no section"))
     return status
 
 
