@@ -36,6 +36,8 @@ def main() -> None:
     ap.add_argument("--save", help="write the member parts here")
     ap.add_argument("--min-size", type=int, default=0, help="skip the eigenvalues of smaller blocks")
     ap.add_argument("--max-size", type=int, default=1 << 30, help="skip the eigenvalues of larger blocks")
+    ap.add_argument("--skip-negligible", action="store_true",
+                    help="no eigenvalues of blocks the fast path certifies as negligible")
     args = ap.parse_args()
     for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         os.environ.pop(k, None)
@@ -73,12 +75,14 @@ def main() -> None:
     print(f"bounds of every block from the factors: {time.perf_counter() - t_b:.1f} s", flush=True)
     order = sorted(moments, key=lambda q: (entanglement.imbalance_block_size(rho.layers, q), q))
     for q in order:
+        if q not in moments:
+            continue
         n = entanglement.imbalance_block_size(rho.layers, q)
         lo, hi = entanglement._moment_bounds(*moments[q], n)
         hi = max(lo, min(hi, nuclear[q]))
         row = dict(q=q, n=n, trace=moments[q][0], lo=lo, hi=hi, hi_frobenius=entanglement._moment_bounds(*moments[q], n)[1],
                    negligible=hi - lo <= 2 * entanglement.NEGLIGIBLE)
-        if args.min_size <= n <= args.max_size:
+        if args.min_size <= n <= args.max_size and not (args.skip_negligible and row["negligible"]):
             t_a, c_a = time.perf_counter(), time.process_time()
             m = entanglement.partial_transpose_block(rho, q)
             t1, c1 = time.perf_counter(), time.process_time()
