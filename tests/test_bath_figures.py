@@ -330,26 +330,30 @@ def test_coupling_sweep_paths_configs_and_figure_inputs():
     jobs = sweeps.all_jobs(cfg, on)
     bath = {k[1]: j for k, j in jobs.items() if k[0] == "bath"}
     assert len(bath) == 2 * 2 * 2
-    job = bath["spins_per_layer~2/T_bb~100/Gamma~0.0003/batch~1"]
+    job = bath["spins_per_layer~2/T_bb~100/Gamma~0.0003/omega_max~0.01/batch~1"]
     resolved = load_config(job.mapping)
     assert resolved.bath.gamma == 3e-4 and resolved.bath.temperature == 100.0
     assert resolved.bath.omega_max == 0.01                       # not swept: the default
     groups = sweeps.bath_groups(jobs)
-    assert "results/merged/bath/spins_per_layer~2/T_bb~100/Gamma~0.0003.nc" in groups
+    assert sweeps.bath_merged_path(2, 100, 3e-4) in groups
     assert all(len(v) == 2 for v in groups.values()) and len(groups) == 4
     # the other bath figures show the first coupling only
     fig3 = sweeps.figure_inputs(cfg, jobs, "fig3")["bath"]
     assert fig3 and all("Gamma~0.00012" in p for p in fig3)
     life = sweeps.figure_inputs(cfg, jobs, "fig_bath_lifetime")["bath"]
-    assert sorted(life) == [f"results/merged/bath/spins_per_layer~2/T_bb~{t}/Gamma~0.00012.nc"
-                            for t in (10, 100)]
+    assert sorted(life) == [sweeps.bath_merged_path(2, t, 1.2e-4) for t in (10, 100)]
     coupling = sweeps.figure_inputs(cfg, jobs, "fig_bath_coupling")["bath"]
-    assert sorted(coupling) == [f"results/merged/bath/spins_per_layer~2/T_bb~100/Gamma~{g}.nc"
-                                for g in ("0.00012", "0.0003")]
-    # without the list, no axis and the paths of before
+    assert sorted(coupling) == [sweeps.bath_merged_path(2, 100, g) for g in (1.2e-4, 3e-4)]
+    assert coupling[0].endswith("/T_bb~100/Gamma~0.00012/omega_max~0.01.nc")
+    # without the list: the job config's one coupling, in the same paths, so that
+    # switching the axis on later reruns only the new couplings
     del cfg["bath"]["couplings"]
     plain = [k[1] for k in sweeps.all_jobs(cfg, on) if k[0] == "bath"]
-    assert "spins_per_layer~2/T_bb~100/batch~1" in plain
+    assert "spins_per_layer~2/T_bb~100/Gamma~0.00012/omega_max~0.01/batch~1" in plain
+    assert len(plain) == 4
+    cfg["bath"]["job"] = {"bath": {"gamma": 5e-5}}
+    assert "spins_per_layer~2/T_bb~100/Gamma~5e-05/omega_max~0.01/batch~1" in [
+        k[1] for k in sweeps.all_jobs(cfg, on) if k[0] == "bath"]
     cfg["figures"]["fig_bath_coupling_temperature"] = 30
     with pytest.raises(sweeps.PipelineConfigError,
                        match=r"^figures.fig_bath_coupling_temperature: 30 is not in"):

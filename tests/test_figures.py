@@ -85,7 +85,8 @@ def test_pipeline_refuses_chain_end_reflections_outside_the_boundary_family():
     cfg = quick_config()
     cfg["bath"]["job"] = {"chain": {"leads": "none"}}
     with pytest.raises(sweeps.PipelineConfigError,
-                       match=r"^bath.job: the job at spins_per_layer = 2, T_bb = 10, batch = 0 "
+                       match=r"^bath.job: the job at spins_per_layer = 2, T_bb = 10, Gamma = 0.00012, "
+                             r"omega_max = 0.01, batch = 0 "
                              r"would show chain-end reflections: .* t = 28.3 fs < time.t_end = 40"):
         sweeps.validate(cfg, ALL_ON)
     cfg["bath"]["job"] = {}
@@ -117,8 +118,8 @@ def test_bath_batches_partition_the_trajectories():
                     if j.value("T_bb") == 10)
     assert firsts == [0, 7, 14]
     groups = sweeps.bath_groups(sweeps.all_jobs(cfg, ALL_ON))
-    assert set(groups) == {"results/merged/bath/spins_per_layer~2/T_bb~10.nc",
-                           "results/merged/bath/spins_per_layer~2/T_bb~100.nc"}
+    assert set(groups) == {"results/merged/bath/spins_per_layer~2/T_bb~10/Gamma~0.00012/omega_max~0.01.nc",
+                           "results/merged/bath/spins_per_layer~2/T_bb~100/Gamma~0.00012/omega_max~0.01.nc"}
     assert all(len(v) == 3 for v in groups.values())
 
 

@@ -119,7 +119,8 @@ def test_local_pipeline_writes_every_figure(local_run):
             assert ds.attrs["figure"] == fig and ds.attrs["git_revision"]
             assert "settings" in ds.attrs and "spinvalve_version" in ds.attrs
             for name, var in ds.variables.items():
-                assert "units" in var.attrs and "long_name" in var.attrs, (fig, name)
+                assert "long_name" in var.attrs, (fig, name)
+                assert "units" in var.attrs or var.dtype.kind in "OSU", (fig, name)
     with xr.open_dataset(work / "results" / "figures" / "fig4.nc") as ds:
         assert list(ds["n_spins"].values) == [2, 4]
         assert {str(c) for c in ds["source_config"].values} != {""}
@@ -156,6 +157,9 @@ def test_unchanged_second_run_does_nothing(local_run):
     assert planned(proc) == set()
 
 
+POINT = "spins_per_layer~2/T_bb~100/Gamma~0.00012/omega_max~0.01"   # the .test bath point
+
+
 @pytest.mark.mpi
 def test_one_sweep_value_reruns_exactly_its_jobs(local_run):
     work = local_run["work"]
@@ -179,15 +183,28 @@ def test_one_sweep_value_reruns_exactly_its_jobs(local_run):
     if "bath" in enabled_families(local_run["proc"]):  # one more trajectory batch
         cfg = edited_config(work, "batch.yaml", lambda c: c["bath"].update(batches=[0, 1, 2]))
         assert planned(snakemake(work, cfg, "-n")) == {
-            ("job_config", "results/jobs/bath/spins_per_layer~2/T_bb~100/batch~2.yaml"),
-            ("simulate", "results/jobs/bath/spins_per_layer~2/T_bb~100/batch~2.nc"),
-            ("merge_bath_batches", "results/merged/bath/spins_per_layer~2/T_bb~100.nc"),
+            ("job_config", f"results/jobs/bath/{POINT}/batch~2.yaml"),
+            ("simulate", f"results/jobs/bath/{POINT}/batch~2.nc"),
+            ("merge_bath_batches", f"results/merged/bath/{POINT}.nc"),
             ("aggregate_figure", "results/figures/fig3.nc"),
             ("plot_fig3", "results/figures/fig3.png"),
             ("aggregate_figure", "results/figures/fig_bath_lifetime.nc"),
             ("plot_fig_bath_lifetime", "results/figures/fig_bath_lifetime.png"),
             ("aggregate_figure", "results/figures/fig_trajectory_count.nc"),
             ("plot_fig_trajectory_count", "results/figures/fig_trajectory_count.png"),
+            ("aggregate_figure", "results/figures/fig_bath_coupling.nc"),
+            ("plot_fig_bath_coupling", "results/figures/fig_bath_coupling.png"),
+        }
+        # a second bath coupling: its batches, their merge and the coupling figure only
+        cfg = edited_config(work, "coupling.yaml",
+                            lambda c: c["bath"].update(couplings=[1.2e-4, 3e-4]))
+        other = "spins_per_layer~2/T_bb~100/Gamma~0.0003/omega_max~0.01"
+        assert planned(snakemake(work, cfg, "-n")) == {
+            *{(rule, f"results/jobs/bath/{other}/batch~{b}.{ext}")
+              for b in (0, 1) for rule, ext in (("job_config", "yaml"), ("simulate", "nc"))},
+            ("merge_bath_batches", f"results/merged/bath/{other}.nc"),
+            ("aggregate_figure", "results/figures/fig_bath_coupling.nc"),
+            ("plot_fig_bath_coupling", "results/figures/fig_bath_coupling.png"),
         }
 
 
@@ -209,19 +226,20 @@ def test_plot_option_reruns_plots_only_and_job_change_reruns_its_jobs(local_run)
 @pytest.mark.mpi
 def test_killed_job_leaves_nothing_snakemake_takes_as_complete(tmp_path):
     def edit(c):
-        c["job"]["time"]["t_end"] = 20000.0  # runs minutes; its first progress line comes after 10 s
-        c["closed"]["spins_per_layer"] = [2]
-        c["figures"]["fig7_spins_per_layer"] = [2]
-        for fam in ("gibbs", "bath", "multi_electron"):
+        # 5+5 for 300 fs (on leads of about 450 sites): minutes; first progress line after 10 s
+        c["job"]["time"]["t_end"] = 300.0
+        c["closed"]["spins_per_layer"] = [5]
+        c["figures"].update(fig7_spins_per_layer=[5], reference_spins_per_layer=5)
+        for fam in ("gibbs", "bath", "multi_electron", "boundary"):
             c[fam]["enabled"] = False
     cfg = edited_config(tmp_path, "long.yaml", edit)
-    target = "results/jobs/closed/spins_per_layer~2.nc"
+    target = "results/jobs/closed/spins_per_layer~5.nc"
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory",
            str(tmp_path), "--configfile", str(cfg), "--profile", str(LOCAL), "--cores", "2",
            target]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=_env(), cwd=tmp_path, start_new_session=True)
-    log = tmp_path / "results/logs/jobs/closed/spins_per_layer~2.log"
+    log = tmp_path / "results/logs/jobs/closed/spins_per_layer~5.log"
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and "spinvalve: t =" not in (

@@ -27,10 +27,11 @@ boundary        spins_per_layer                         boundary
 ==============  ======================================  ====================
 
 The bath couplings (``bath.couplings``: Gamma in eV, ``bath.cutoffs``:
-omega_max in eV) are sweep axes only when their lists are given; their path
-keys (``Gamma~0.00012``, ``omega_max~0.01``) then appear in the bath paths.
-Every bath figure but ``fig_bath_coupling`` shows the first coupling and the
-first cutoff of those lists.
+omega_max in eV) are sweep axes whose path keys (``Gamma~0.00012``,
+``omega_max~0.01``) are always in the bath paths; an absent list is the job
+config's one value, so adding couplings later reruns only the new ones. Every
+bath figure but ``fig_bath_coupling`` shows the first coupling and the first
+cutoff of those lists.
 
 ``boundary`` runs closed-system jobs on the paper's literal chain
 (``chain.leads: none``, L = 201), whose ends reflect the electron back into
@@ -70,8 +71,8 @@ SWEEPS: dict[str, tuple[tuple[str, str], ...]] = {
 
 RESULTS = "results"
 
-#: Sweep lists that are axes only when given (no path key otherwise).
-OPTIONAL_SWEEPS = ("couplings", "cutoffs")
+#: Bath sweep lists that default to the job config's own value, and that value's key.
+COUPLING_KEYS = {"couplings": "gamma", "cutoffs": "omega_max"}
 
 #: Families whose figures must not show chain-end reflections (reflection_time > t_end).
 REFLECTION_FREE = ("closed", "gibbs", "bath")
@@ -216,10 +217,7 @@ def _job_mapping(config: Mapping, family: str, point: Mapping[str, Any]) -> dict
     if family == "bath":
         per = int(fam.get("trajectories_per_batch", 200))
         sweep["bath"] = {"temperature": float(point["T_bb"])}
-        if "Gamma" in point:
-            sweep["bath"]["gamma"] = float(point["Gamma"])
-        if "omega_max" in point:
-            sweep["bath"]["omega_max"] = float(point["omega_max"])
+        sweep["bath"].update(gamma=float(point["Gamma"]), omega_max=float(point["omega_max"]))
         # bands come from the merge of the batches (results/merged/bath), not from each batch
         sweep["trajectories"] = {"first": int(point["batch"]) * per, "count": per, "bands": False}
     if family == "multi_electron":
@@ -229,19 +227,33 @@ def _job_mapping(config: Mapping, family: str, point: Mapping[str, Any]) -> dict
     return deep_merge(config.get("job") or {}, fam.get("job") or {}, sweep)
 
 
+def sweep_lists(config: Mapping, family: str) -> dict[str, list]:
+    """The values of each sweep list of a family, duplicates dropped, order kept.
+
+    ``batches`` defaults to [0]; an absent ``bath.couplings`` / ``bath.cutoffs`` to the
+    job config's own ``bath.gamma`` / ``bath.omega_max`` (package default if unset), so
+    that switching the coupling axis on later reruns only the new couplings."""
+    from ..config import Bath
+    fam = config.get(family) or {}
+    out = {}
+    for list_key, _ in SWEEPS[family]:
+        values = fam.get(list_key)
+        if values is None and list_key in COUPLING_KEYS:
+            base = deep_merge(config.get("job") or {}, fam.get("job") or {}).get("bath") or {}
+            name = COUPLING_KEYS[list_key]
+            values = [base.get(name, getattr(Bath(), name))]
+        elif values is None:
+            values = [0] if list_key == "batches" else []
+        out[list_key] = list(dict.fromkeys(values))
+    return out
+
+
 def family_jobs(config: Mapping, family: str) -> list[Job]:
     """Every sweep point of one family (whether or not it is enabled)."""
-    fam = config.get(family) or {}
     keys = SWEEPS[family]
-    keys = tuple((lk, pk) for lk, pk in keys if lk not in OPTIONAL_SWEEPS or fam.get(lk))
-    lists = []
-    for list_key, _ in keys:
-        values = fam.get(list_key)
-        if values is None:
-            values = [] if list_key != "batches" else [0]
-        lists.append(list(dict.fromkeys(values)))  # drop duplicates, keep order
+    lists = sweep_lists(config, family)
     jobs = []
-    for combo in itertools.product(*lists):
+    for combo in itertools.product(*(lists[lk] for lk, _ in keys)):
         point = tuple((path_key, v) for (_, path_key), v in zip(keys, combo))
         jobs.append(Job(family, point, _job_mapping(config, family, dict(point))))
     return jobs
@@ -280,15 +292,14 @@ def validate(config: Mapping, status: Mapping[str, tuple[bool, str]] | None = No
             continue
         fsec = config.get(fam) or {}
         for list_key, _ in SWEEPS[fam]:
-            if list_key not in ("batches", *OPTIONAL_SWEEPS) and not fsec.get(list_key):
+            if list_key not in ("batches", *COUPLING_KEYS) and not fsec.get(list_key):
                 raise PipelineConfigError(f"{fam}.{list_key}: required (a non-empty list) "
                                           f"when {fam} is enabled")
         # the family's own overrides on top of the base (sweep values not applied)
         check(deep_merge(config.get("job") or {}, fsec.get("job") or {}), f"{fam}.job: ")
         for job in family_jobs(config, fam):
             where = ", ".join(f"{k} = {fmt_value(v)}" for k, v in job.point)
-            sweep_keys = "/".join(f"{fam}.{lk}" for lk, _ in SWEEPS[fam]
-                                  if lk not in OPTIONAL_SWEEPS or fsec.get(lk))
+            sweep_keys = "/".join(f"{fam}.{lk}" for lk, _ in SWEEPS[fam])
             try:
                 cfg = load_config(job.mapping)
             except ConfigError as exc:
@@ -336,18 +347,19 @@ def validate(config: Mapping, status: Mapping[str, tuple[bool, str]] | None = No
 # figure inputs
 # ---------------------------------------------------------------------------
 
-def bath_merged_path(spins: int, t_bb: Any, **coupling: Any) -> str:
-    """The merged file of one bath point; ``coupling``: Gamma=..., omega_max=... as swept."""
-    extra = "".join(f"/{k}~{fmt_value(v)}" for k, v in coupling.items())
-    return (f"{RESULTS}/merged/bath/spins_per_layer~{fmt_value(spins)}"
-            f"/T_bb~{fmt_value(t_bb)}{extra}.nc")
+def bath_merged_path(spins: int, t_bb: Any, gamma: Any = None, omega_max: Any = None) -> str:
+    """The merged file of one bath point (coupling: the package defaults if not given)."""
+    from ..config import Bath
+    gamma = Bath().gamma if gamma is None else gamma
+    omega_max = Bath().omega_max if omega_max is None else omega_max
+    return (f"{RESULTS}/merged/bath/spins_per_layer~{fmt_value(spins)}/T_bb~{fmt_value(t_bb)}"
+            f"/Gamma~{fmt_value(gamma)}/omega_max~{fmt_value(omega_max)}.nc")
 
 
 def merged_of(job: Job) -> str:
     """The merged file a bath batch job feeds."""
     p = dict(job.point)
-    coupling = {k: p[k] for k in ("Gamma", "omega_max") if k in p}
-    return bath_merged_path(p["spins_per_layer"], p["T_bb"], **coupling)
+    return bath_merged_path(p["spins_per_layer"], p["T_bb"], p["Gamma"], p["omega_max"])
 
 
 def bath_groups(jobs: Mapping[tuple[str, str], Job]) -> dict[str, list[Job]]:
@@ -362,12 +374,9 @@ def bath_groups(jobs: Mapping[tuple[str, str], Job]) -> dict[str, list[Job]]:
 def _reference_coupling(config: Mapping, job: Job) -> bool:
     """Whether a bath job has the first of ``bath.couplings`` and ``bath.cutoffs`` (when swept):
     the coupling every bath figure but fig_bath_coupling shows."""
-    bath = config.get("bath") or {}
-    p = dict(job.point)
-    for list_key, path_key in (("couplings", "Gamma"), ("cutoffs", "omega_max")):
-        if path_key in p and float(p[path_key]) != float(bath[list_key][0]):
-            return False
-    return True
+    lists = sweep_lists(config, "bath")
+    return (float(job.value("Gamma")) == float(lists["couplings"][0])
+            and float(job.value("omega_max")) == float(lists["cutoffs"][0]))
 
 
 def bath_coupling_point(config: Mapping) -> tuple[int | None, float | None]:
