@@ -35,3 +35,15 @@ def run_cli(args: list[str], ranks: int = 1, timeout: float = 300, check: bool =
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def simulate_job(tmp: Path, name: str, mapping: dict, timeout: float = 600) -> Path:
+    """``spinvalve simulate`` of one job config (a mapping) in ``tmp``; the output file."""
+    import yaml
+    cfg, out = tmp / f"{name}.yaml", tmp / f"{name}.nc"
+    cfg.write_text(yaml.safe_dump(mapping))
+    proc = subprocess.run([sys.executable, "-m", "spinvalve.cli", "simulate", "--config",
+                           str(cfg), "--output", str(out)], capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out

@@ -21,6 +21,7 @@ from spinvalve.config import load_config
 from spinvalve.figures import jobs as sweeps
 from spinvalve.figures.aggregate import AggregationError, aggregate, read_job, sweep_point
 from spinvalve.figures.plot import draw, magnon_groups, save, time_values
+from conftest import simulate_job
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
@@ -215,26 +216,15 @@ def test_figure_inputs_follow_the_figure_choices():
 # aggregation and plots on real engine output
 # ---------------------------------------------------------------------------
 
-def _simulate(tmp: Path, name: str, mapping: dict) -> Path:
-    cfg = tmp / f"{name}.yaml"
-    cfg.write_text(yaml.safe_dump(mapping))
-    out = tmp / f"{name}.nc"
-    proc = subprocess.run([sys.executable, "-m", "spinvalve.cli", "simulate", "--config",
-                           str(cfg), "--output", str(out)], capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
-
-
 @pytest.fixture(scope="module")
 def job_files(tmp_path_factory):
     pytest.importorskip("petsc4py")
     tmp = tmp_path_factory.mktemp("jobs")
     files = {}
     for n in (1, 2):
-        files[f"closed{n}"] = _simulate(tmp, f"closed{n}", sweeps.deep_merge(
+        files[f"closed{n}"] = simulate_job(tmp, f"closed{n}", sweeps.deep_merge(
             TINY, {"layers": {"n_p": n, "n_a": n}}))
-    files["gibbs2"] = _simulate(tmp, "gibbs2", sweeps.deep_merge(
+    files["gibbs2"] = simulate_job(tmp, "gibbs2", sweeps.deep_merge(
         TINY, {"layers": {"n_p": 2, "n_a": 2}, "temperature": {"gibbs": 300.0}}))
     return files
 

@@ -8,19 +8,15 @@ the bath figures are covered in tests/test_bath_figures.py.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import matplotlib
 import numpy as np
 import pytest
-import yaml
 
 from spinvalve.figures import jobs as sweeps
 from spinvalve.figures.aggregate import aggregate
 from spinvalve.figures.plot import (QFI_PANELS, REFLECTION_GID, REFLECTION_LABEL, WITNESS_GID,
                                     draw, magnon_groups, save, time_values)
+from conftest import simulate_job
 
 matplotlib.use("Agg")
 
@@ -32,29 +28,19 @@ TDMRG = {"chain": {"n_sites": 12}, "layers": {"n_p": 1, "n_a": 1, "fm_p_start": 
          "multi_electron": {"n_electrons": 2, "n_conf": 2, "chi_start": 16, "chi_max": 16}}
 
 
-def _simulate(tmp: Path, name: str, mapping: dict) -> Path:
-    cfg, out = tmp / f"{name}.yaml", tmp / f"{name}.nc"
-    cfg.write_text(yaml.safe_dump(mapping))
-    proc = subprocess.run([sys.executable, "-m", "spinvalve.cli", "simulate", "--config",
-                           str(cfg), "--output", str(out)], capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     pytest.importorskip("petsc4py")
     tmp = tmp_path_factory.mktemp("plotjobs")
     out = {}
     for n in (1, 2):
-        out[f"closed{n}"] = _simulate(tmp, f"closed{n}", sweeps.deep_merge(
+        out[f"closed{n}"] = simulate_job(tmp, f"closed{n}", sweeps.deep_merge(
             TINY, {"layers": {"n_p": n, "n_a": n}}))
-    out["clean2"] = _simulate(tmp, "clean2", sweeps.deep_merge(
+    out["clean2"] = simulate_job(tmp, "clean2", sweeps.deep_merge(
         TINY, {"layers": {"n_p": 2, "n_a": 2}, "chain": {"leads": "auto"}}))
-    out["gibbs2"] = _simulate(tmp, "gibbs2", sweeps.deep_merge(
+    out["gibbs2"] = simulate_job(tmp, "gibbs2", sweeps.deep_merge(
         TINY, {"layers": {"n_p": 2, "n_a": 2}, "temperature": {"gibbs": 300.0}}))
-    out["tdmrg2"] = _simulate(tmp, "tdmrg2", TDMRG)
+    out["tdmrg2"] = simulate_job(tmp, "tdmrg2", TDMRG)
     return out
 
 

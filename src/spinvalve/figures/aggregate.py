@@ -329,18 +329,25 @@ def _lifetime_point(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
-def _fig_bath_lifetime(files):
-    notes, parts = [], []
+def _lifetime_sweep(files, dims: Sequence[str], what: str) -> xr.Dataset | None:
+    """The lifetime points of every merged bath file, combined along ``dims``."""
+    parts = []
     for u in files["bath"]:
         try:
             x = _lifetime_point(u)
         except ValueError as exc:
             raise AggregationError(str(exc)) from exc
-        parts.append(_expand(x, sweep_point(u), ["n_spins", "bath_temperature"]))
+        parts.append(_expand(x, sweep_point(u), dims))
     if not parts:
-        return xr.Dataset(), notes or ["no bath jobs (family bath disabled?)"]
-    ds = _combine(parts, ["n_spins", "bath_temperature"], "bath lifetime sweep")
-    ds = ds.transpose("n_spins", "bath_temperature", ...)
+        return None
+    return _combine(parts, dims, what).transpose(*dims, ...)
+
+
+def _fig_bath_lifetime(files):
+    notes = []
+    ds = _lifetime_sweep(files, ["n_spins", "bath_temperature"], "bath lifetime sweep")
+    if ds is None:
+        return xr.Dataset(), ["no bath jobs (family bath disabled?)"]
     closed = []
     for d in files["closed"]:
         x = _expand(_pick(d, ["log_negativity"]), sweep_point(d), ["n_spins"])
@@ -485,17 +492,10 @@ def _fig_boundary(files):
 def _fig_bath_coupling(files):
     """Lifetime, its interval and the peak MLN of every merged bath file at one (N, T_bb),
     along the couplings ``bath_gamma`` and ``bath_omega_max``; the closed MLN as reference."""
-    notes, parts = [], []
-    for u in files["bath"]:
-        try:
-            x = _lifetime_point(u)
-        except ValueError as exc:
-            raise AggregationError(str(exc)) from exc
-        parts.append(_expand(x, sweep_point(u), ["bath_omega_max", "bath_gamma"]))
-    if not parts:
-        return xr.Dataset(), notes or ["no bath jobs (family bath disabled?)"]
-    ds = _combine(parts, ["bath_omega_max", "bath_gamma"], "bath coupling sweep")
-    ds = ds.transpose("bath_omega_max", "bath_gamma", ...)
+    notes = []
+    ds = _lifetime_sweep(files, ["bath_omega_max", "bath_gamma"], "bath coupling sweep")
+    if ds is None:
+        return xr.Dataset(), ["no bath jobs (family bath disabled?)"]
     point = sweep_point(files["bath"][0])
     ds = ds.assign_coords(
         n_spins=((), point["n_spins"], SWEEP_COORDS["n_spins"]),
