@@ -22,6 +22,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
+from .. import HBAR  # noqa: E402
+
 TIME_UNITS = ("fs", "hbar_over_gamma")
 
 
@@ -38,7 +40,7 @@ def time_values(ds: xr.Dataset, dim: str, unit: str) -> np.ndarray:
     if unit == "fs":
         return t
     if unit == "hbar_over_gamma":
-        return t / float(ds.attrs.get("hbar_over_gamma_fs", 0.6582119569))
+        return t * _time_scale(ds, unit)
     raise PlotError(f"time_unit: must be one of {list(TIME_UNITS)}, got {unit!r}")
 
 
@@ -405,7 +407,7 @@ def _time_scale(ds: xr.Dataset, unit: str) -> float:
     """Factor turning a duration in fs into ``unit``."""
     if unit == "fs":
         return 1.0
-    return 1.0 / float(ds.attrs.get("hbar_over_gamma_fs", 0.6582119569))
+    return 1.0 / float(ds.attrs.get("hbar_over_gamma_fs", HBAR))  # gamma = 1 eV if unrecorded
 
 
 def _duration_label(symbol: str, unit: str) -> str:
