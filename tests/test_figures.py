@@ -20,7 +20,8 @@ import yaml
 from spinvalve.config import load_config
 from spinvalve.figures import jobs as sweeps
 from spinvalve.figures.aggregate import AggregationError, aggregate, read_job, sweep_point
-from spinvalve.figures.plot import draw, magnon_groups, save, time_values
+from spinvalve.figures.catalog.fig5 import magnon_groups
+from spinvalve.figures.plot import draw, save, time_values
 from conftest import simulate_job
 
 REPO = Path(__file__).resolve().parents[1]

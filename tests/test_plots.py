@@ -14,8 +14,9 @@ import pytest
 
 from spinvalve.figures import jobs as sweeps
 from spinvalve.figures.aggregate import aggregate
-from spinvalve.figures.plot import (QFI_PANELS, REFLECTION_GID, REFLECTION_LABEL, WITNESS_GID,
-                                    draw, magnon_groups, save, time_values)
+from spinvalve.figures.catalog.fig5 import magnon_groups
+from spinvalve.figures.catalog.fig7 import QFI_PANELS, WITNESS_GID
+from spinvalve.figures.plot import REFLECTION_GID, REFLECTION_LABEL, draw, save, time_values
 from conftest import simulate_job
 
 matplotlib.use("Agg")

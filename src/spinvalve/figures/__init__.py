@@ -1,9 +1,13 @@
-"""Figures of the paper: sweep expansion for the workflow, aggregation, plotting.
+"""The pipeline's figures: sweep expansion for the workflow, aggregation, plotting.
 
 * :mod:`.jobs` expands the workflow config into one job config per sweep point;
-* :mod:`.aggregate` merges job NetCDF files into one figure-ready NetCDF per figure;
-* :mod:`.plot` draws paper Figs. 2-7 from those files only;
+* :mod:`.catalog` holds one module per figure (its inputs, its figure-ready dataset,
+  its drawing), registered in ``catalog.FIGURES``;
+* :mod:`.aggregate` reads and merges job NetCDF files (shared by every figure) and
+  writes the figure-ready NetCDF with its provenance;
+* :mod:`.plot` holds the shared drawing helpers and draws a figure from its file only;
+* :mod:`.bath` the bath statistics (MLN lifetime, bootstrap over trajectory batches);
 * :mod:`.cli` adds ``spinvalve aggregate`` and ``spinvalve plot``.
 """
 
-from .jobs import FIGURES  # noqa: F401
+from .catalog import FIGURES  # noqa: F401

@@ -51,13 +51,10 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from ..config import ConfigError, load_config
+from .catalog import FIGURES  # noqa: F401  (re-exported: the workflow's figure list)
 
 FAMILIES = ("closed", "gibbs", "bath", "multi_electron", "boundary")
 
-#: Figures drawn by the pipeline: paper Figs. 2-7, the Gibbs figure and two bath figures
-#: (MLN lifetime against T_bb; MLN against the number of trajectories).
-FIGURES = ("fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig_gibbs", "fig_bath_lifetime",
-           "fig_trajectory_count", "fig_boundary", "fig_bath_coupling")
 
 #: Sweep keys of each family, in path order: (config list key, path key).
 SWEEPS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -371,7 +368,7 @@ def bath_groups(jobs: Mapping[tuple[str, str], Job]) -> dict[str, list[Job]]:
     return groups
 
 
-def _reference_coupling(config: Mapping, job: Job) -> bool:
+def reference_coupling(config: Mapping, job: Job) -> bool:
     """Whether a bath job has the first of ``bath.couplings`` and ``bath.cutoffs`` (when swept):
     the coupling every bath figure but fig_bath_coupling shows."""
     lists = sweep_lists(config, "bath")
@@ -402,27 +399,40 @@ def trajectory_count_point(config: Mapping) -> tuple[int | None, float | None]:
     temps = [float(t) for t in bath.get("temperatures") or []]
     if not spins or not temps:
         return None, None
-    ref = _reference(config)
+    ref = reference_spins(config)
     n = ref if ref in spins else spins[0]
     t = (config.get("figures") or {}).get("fig_trajectory_count_temperature")
     return n, (max(temps) if t is None else float(t))
 
 
-def _reference(config: Mapping) -> int | None:
+def reference_spins(config: Mapping) -> int | None:
+    """``figures.reference_spins_per_layer`` (the N/2 of Figs. 2, 3, 5)."""
     ref = (config.get("figures") or {}).get("reference_spins_per_layer")
     return None if ref is None else int(ref)
 
 
-def _closed_selection(config: Mapping, jobs: Mapping, key: str | None) -> list[str]:
-    closed = [j for (f, _), j in jobs.items() if f == "closed"]
+def of_family(jobs: Mapping[tuple[str, str], Job], family: str) -> list[Job]:
+    """The jobs of one family, in sweep order."""
+    return [j for (f, _), j in jobs.items() if f == family]
+
+
+def closed_at(jobs: Mapping[tuple[str, str], Job], spins: Iterable[int]) -> list[str]:
+    """Output files of the closed-system jobs with N/2 in ``spins``."""
+    spins = set(spins)
+    return [j.output for j in of_family(jobs, "closed") if j.value("spins_per_layer") in spins]
+
+
+def closed_selection(config: Mapping, jobs: Mapping, key: str | None) -> list[str]:
+    """Closed-system job files at the reference N (``key`` None) or at the N/2 listed under
+    ``figures.<key>`` (all of them when that is null)."""
+    closed = of_family(jobs, "closed")
     if key is None:
-        ref = _reference(config)
+        ref = reference_spins(config)
         return [j.output for j in closed if j.value("spins_per_layer") == ref]
     sel = (config.get("figures") or {}).get(key)
     if sel is None:
         return [j.output for j in closed]
-    sel = {int(n) for n in sel}
-    return [j.output for j in closed if j.value("spins_per_layer") in sel]
+    return closed_at(jobs, (int(n) for n in sel))
 
 
 def figure_inputs(config: Mapping, jobs: Mapping[tuple[str, str], Job], figure: str
@@ -432,92 +442,19 @@ def figure_inputs(config: Mapping, jobs: Mapping[tuple[str, str], Job], figure: 
     Only enabled families contribute (``jobs`` holds the enabled families' jobs),
     so a figure whose family is disabled aggregates what exists.
     """
-    figs = config.get("figures") or {}
-    ref = _reference(config)
-    empty: dict[str, list[str]] = {fam: [] for fam in FAMILIES}
-    if figure in ("fig2", "fig5"):
-        return {**empty, "closed": _closed_selection(config, jobs, None)}
-    if figure == "fig3":
-        t_g = figs.get("fig3_gibbs_temperature")
-        gibbs = [j.output for (f, _), j in jobs.items() if f == "gibbs"
-                 and j.value("spins_per_layer") == ref and t_g is not None
-                 and float(j.value("T_gibbs")) == float(t_g)]
-        t_bb = {float(t) for t in figs.get("fig3_bath_temperatures") or []}
-        bath = sorted({merged_of(j) for (f, _), j in jobs.items() if f == "bath"
-                       and j.value("spins_per_layer") == ref and _reference_coupling(config, j)
-                       and float(j.value("T_bb")) in t_bb})
-        return {**empty, "closed": _closed_selection(config, jobs, None),
-                "gibbs": gibbs, "bath": bath}
-    if figure == "fig4":
-        return {**empty, "closed": _closed_selection(config, jobs, "fig4_spins_per_layer")}
-    if figure == "fig7":
-        return {**empty, "closed": _closed_selection(config, jobs, "fig7_spins_per_layer")}
-    if figure == "fig6":
-        return {**empty, "multi_electron": [j.output for (f, _), j in jobs.items()
-                                            if f == "multi_electron"]}
-    if figure == "fig_gibbs":
-        gibbs = [j for (f, _), j in jobs.items() if f == "gibbs"]
-        spins = {j.value("spins_per_layer") for j in gibbs}
-        closed = [j.output for (f, _), j in jobs.items()
-                  if f == "closed" and j.value("spins_per_layer") in spins]
-        return {**empty, "closed": closed, "gibbs": [j.output for j in gibbs]}
-    if figure == "fig_bath_lifetime":
-        bath = [j for (f, _), j in jobs.items() if f == "bath" and _reference_coupling(config, j)]
-        spins = {j.value("spins_per_layer") for j in bath}
-        merged = sorted({merged_of(j) for j in bath})
-        closed = [j.output for (f, _), j in jobs.items()
-                  if f == "closed" and j.value("spins_per_layer") in spins]
-        return {**empty, "closed": closed, "bath": merged}
-    if figure == "fig_trajectory_count":
-        n, t_bb = trajectory_count_point(config)
-        merged = sorted({merged_of(j) for (f, _), j in jobs.items() if f == "bath"
-                         and _reference_coupling(config, j)
-                         and j.value("spins_per_layer") == n and float(j.value("T_bb")) == t_bb})
-        closed = [j.output for (f, _), j in jobs.items()
-                  if f == "closed" and j.value("spins_per_layer") == n]
-        return {**empty, "closed": closed, "bath": merged}
-    if figure == "fig_bath_coupling":
-        n, t_bb = bath_coupling_point(config)
-        merged = sorted({merged_of(j) for (f, _), j in jobs.items() if f == "bath"
-                         and j.value("spins_per_layer") == n and float(j.value("T_bb")) == t_bb})
-        closed = [j.output for (f, _), j in jobs.items()
-                  if f == "closed" and j.value("spins_per_layer") == n]
-        return {**empty, "closed": closed, "bath": merged}
-    if figure == "fig_boundary":
-        literal = [j for (f, _), j in jobs.items() if f == "boundary"]
-        spins = {j.value("spins_per_layer") for j in literal}
-        closed = [j.output for (f, _), j in jobs.items()
-                  if f == "closed" and j.value("spins_per_layer") in spins]
-        return {**empty, "closed": closed, "boundary": [j.output for j in literal]}
-    raise KeyError(f"unknown figure {figure!r}; known: {FIGURES}")
+    from .catalog import get
+    chosen = get(figure).inputs(config, jobs)
+    return {fam: list(chosen.get(fam, [])) for fam in FAMILIES}
 
 
 def figure_settings(config: Mapping, figure: str) -> dict:
     """The part of the workflow config a figure's aggregation records as provenance."""
+    from .catalog import get
+    fig = get(figure)
     figs = config.get("figures") or {}
-    keys = {
-        "fig2": ("reference_spins_per_layer",),
-        "fig3": ("reference_spins_per_layer", "fig3_gibbs_temperature",
-                 "fig3_bath_temperatures"),
-        "fig4": ("fig4_spins_per_layer",),
-        "fig5": ("reference_spins_per_layer",),
-        "fig6": (),
-        "fig7": ("fig7_spins_per_layer",),
-        "fig_gibbs": (),
-        "fig_bath_lifetime": (),
-        "fig_trajectory_count": ("reference_spins_per_layer", "fig_trajectory_count_temperature"),
-        "fig_boundary": (),
-        "fig_bath_coupling": ("reference_spins_per_layer", "fig_bath_coupling_temperature"),
-    }[figure]
-    out = {"figure": figure, **{k: figs.get(k) for k in keys}}
-    if figure == "fig_trajectory_count":
-        n, t_bb = trajectory_count_point(config)
-        out["shown"] = {"spins_per_layer": n, "T_bb": t_bb}
-    if figure == "fig_bath_coupling":
-        n, t_bb = bath_coupling_point(config)
-        bath = config.get("bath") or {}
-        out["shown"] = {"spins_per_layer": n, "T_bb": t_bb, "couplings": bath.get("couplings"),
-                        "cutoffs": bath.get("cutoffs")}
+    out = {"figure": figure, **{k: figs.get(k) for k in fig.settings}}
+    if fig.shown is not None:
+        out["shown"] = fig.shown(config)
     return out
 
 
