@@ -5,6 +5,7 @@
 
 
 # Batches are summed (rho_FM) by spinvalve.opensystem.combine: observables and bands once.
+# A cluster job (the bootstrap bands cost minutes to hours), sized by spinvalve.cost.predict_merge.
 rule merge_bath_batches:
     input:
         lambda wildcards: [
@@ -14,7 +15,14 @@ rule merge_bath_batches:
         "results/merged/bath/{params}.nc",
     log:
         "results/logs/merged/bath/{params}.log",
-    localrule: True
+    resources:
+        tasks=1,
+        cpus_per_task=1,
+        mem_mb=lambda wildcards, attempt: merge_resources(wildcards, attempt)["mem_mb"],
+        runtime=lambda wildcards, attempt: merge_resources(wildcards, attempt)["runtime"],
+        **site_resources("bath", signal=False),  # no checkpoint: no warning signal
+    conda:
+        "../../envs/spinvalve.yaml"
     shell:
         "spinvalve aggregate bath_batches --bath {input} --output {output} > {log} 2>&1"
 
@@ -29,6 +37,8 @@ rule aggregate_figure:
     params:
         settings=figure_settings,
     localrule: True
+    conda:
+        "../../envs/spinvalve.yaml"
     shell:
         "spinvalve aggregate {wildcards.figure} --closed {input.closed} --gibbs {input.gibbs} "
         "--bath {input.bath} --multi-electron {input.multi_electron} --boundary {input.boundary} "

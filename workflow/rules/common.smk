@@ -20,13 +20,8 @@ if not workflow.overwrite_configfiles and not config:
 
 
 # Jobs find `spinvalve`, `python` and `mpiexec` children in this environment;
-# Open MPI refuses to start as root (containers) without these two variables.
-_bindir = os.path.dirname(sys.executable)
-if _bindir not in os.environ.get("PATH", "").split(os.pathsep):
-    os.environ["PATH"] = _bindir + os.pathsep + os.environ.get("PATH", "")
-if hasattr(os, "geteuid") and os.geteuid() == 0:
-    os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
-    os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+# Open MPI refuses to start as root (containers) without its two permission variables.
+sweeps.prepare_environment(sys.executable)
 
 
 def _config_error(exc):
@@ -53,9 +48,17 @@ BATH_GROUPS = sweeps.bath_groups(JOBS)
 FIGURES = sweeps.FIGURES
 FORMATS = config["plot"]["formats"]
 
-# once per run: not again in the Snakemake processes that execute single jobs
+SITE_KEYS = sweeps.site_keys(config)
+PLAN = "results/plan.tsv"
+
+# once per run (dry runs included): not again in the Snakemake processes that execute single
+# jobs. The plan: every job with its request and predicted cost (spinvalve.cost).
 if str(getattr(getattr(workflow, "exec_mode", None), "name", "DEFAULT")) == "DEFAULT":
     print(sweeps.describe_status(STATUS), file=sys.stderr)
+    _rows = sweeps.plan(config, JOBS)
+    Path(PLAN).parent.mkdir(parents=True, exist_ok=True)
+    Path(PLAN).write_text(sweeps.plan_text(_rows))
+    print(sweeps.plan_summary(_rows) + f" (per job: {PLAN})", file=sys.stderr)
 
 
 wildcard_constraints:
@@ -74,8 +77,33 @@ def job_of(wildcards):
     return JOBS[key]
 
 
-def job_resources(wildcards):
-    return sweeps.resources(config, wildcards.family, job_of(wildcards))
+def job_resources(wildcards, attempt=1):
+    return sweeps.resources(config, wildcards.family, job_of(wildcards), attempt)
+
+
+def merge_resources(wildcards, attempt=1):
+    merged = f"results/merged/bath/{wildcards.params}.nc"
+    return sweeps.merge_resources(config, merged, BATH_GROUPS[merged], attempt)
+
+
+def site_resources(family=None, signal=True):
+    """Resources of the site settings the config sets (config ``cluster``, ``<family>.cluster``):
+    slurm_partition / slurm_account / qos for the slurm executor, sbatch_flags for the
+    cluster-generic submit line, slurm_extra with the time-limit warning signal. A setting the
+    config leaves out is not a resource here, so the user's profile supplies it."""
+    fam = (lambda wc: family) if family else (lambda wc: wc.family)
+    out = {}
+    for key, res in sweeps.SITE_KEYS.items():
+        if key in SITE_KEYS:
+            out[res] = lambda wc, key=key: sweeps.site_settings(config, fam(wc)).get(key)
+    out["sbatch_flags"] = lambda wc: sweeps.sbatch_flags(config, fam(wc))
+    # SIGUSR1 five minutes before the time limit: the job checkpoints and exits 75, the retry
+    # resumes (the slurm executor takes it from slurm_extra; a profile's default-resources
+    # would replace the user's own)
+    out["slurm_extra"] = lambda wc: " ".join(
+        (["--signal=USR1@300"] if signal else []) + ([sweeps.site_settings(config, fam(wc))["extra"]]
+                                 if "extra" in sweeps.site_settings(config, fam(wc)) else []))
+    return out
 
 
 def mpi_launcher(wildcards):
@@ -87,8 +115,7 @@ def mpi_launcher(wildcards):
     (set-resources: simulate: mpi: ...).
     """
     plugin = getattr(workflow, "executor_plugin", None)
-    name = str(getattr(plugin, "name", "") or "")
-    return "srun" if "slurm" in name or os.environ.get("SLURM_JOB_ID") else "mpiexec"
+    return sweeps.mpi_launcher(str(getattr(plugin, "name", "") or ""))
 
 
 def figure_inputs(wildcards):
@@ -101,8 +128,7 @@ def figure_settings(wildcards):
 
 def figure_sources(figure):
     """Labels of the sweep points a figure shows (for the report captions)."""
-    files = sweeps.figure_inputs(config, JOBS, figure)
-    return sorted(p.split("/", 2)[2].rsplit(".", 1)[0] for fam in files for p in files[fam])
+    return sweeps.figure_source_labels(config, JOBS, figure)
 
 
 def all_targets():

@@ -31,6 +31,8 @@ for _fig in FIGURES:
             sources=figure_sources(_fig),
             settings=sweeps.figure_settings(config, _fig),
         localrule: True
+        conda:
+            "../../envs/spinvalve.yaml"
         shell:
             "spinvalve plot {params.figure} {input} --output {output} "
             "--time-unit {params.time_unit} --dpi {params.dpi} > {log} 2>&1"

@@ -458,17 +458,192 @@ def figure_settings(config: Mapping, figure: str) -> dict:
     return out
 
 
-def resources(config: Mapping, family: str, job: Job | None) -> dict[str, int]:
-    """ranks / threads / mem_mb / runtime of a job (family defaults, then overrides)."""
+#: Site settings of a job (config ``cluster:`` at the top, then ``<family>.cluster:``) and the
+#: resource each becomes (snakemake-executor-plugin-slurm names; ``sbatch_flags`` carries all
+#: of them for the cluster-generic submit line).
+SITE_KEYS = {"partition": "slurm_partition", "account": "slurm_account", "qos": "qos"}
+
+
+def site_settings(config: Mapping, family: str) -> dict[str, str]:
+    """partition / account / qos / extra of a family: the config's top-level ``cluster``,
+    then the family's ``cluster`` (merge_bath_batches: the bath family's)."""
+    out = dict(config.get("cluster") or {})
+    out.update((config.get(family) or {}).get("cluster") or {})
+    return {k: str(v) for k, v in out.items() if v not in (None, "")}
+
+
+def site_keys(config: Mapping) -> set[str]:
+    """The site settings set anywhere in the config: only these become rule resources, so a
+    setting the config leaves out comes from the user's profile (default-resources)."""
+    keys = set((config.get("cluster") or {}).keys())
+    for fam in FAMILIES:
+        keys |= set(((config.get(fam) or {}).get("cluster") or {}).keys())
+    return keys
+
+
+def sbatch_flags(config: Mapping, family: str) -> str:
+    """The family's site settings as sbatch options (cluster-generic submit line)."""
+    s = site_settings(config, family)
+    flags = [f"--{k}={s[k]}" for k in ("partition", "account", "qos") if k in s]
+    if "extra" in s:
+        flags.append(s["extra"])
+    return " ".join(flags)
+
+
+def user_resources(config: Mapping, family: str, job: Job | None) -> dict[str, int]:
+    """The config's ``resources`` of a family (then ``resources_by_spins``): what the user fixed."""
     fam = config.get(family) or {}
-    res = {"ranks": 1, "threads": 1, "mem_mb": 2000, "runtime": 60}
-    res.update({k: v for k, v in (fam.get("resources") or {}).items()})
+    res = dict(fam.get("resources") or {})
     if job is not None and "spins_per_layer" in dict(job.point):
         n = job.value("spins_per_layer")
         for rule in fam.get("resources_by_spins") or []:
             if n >= rule.get("min_spins_per_layer", 0):
                 res.update({k: v for k, v in rule.items() if k != "min_spins_per_layer"})
     return {k: int(v) for k, v in res.items()}
+
+
+#: Defaults of the config's ``sizing`` section (config/README.md).
+SIZING = {"safety": 2.0, "min_runtime": 5, "min_mem_mb": 500, "measure_threads": 1}
+
+
+def sizing(config: Mapping) -> dict:
+    return {**SIZING, **(config.get("sizing") or {})}
+
+
+def predicted_cost(config: Mapping, family: str, job: Job):
+    """spinvalve.cost.predict of one job at its ranks and BLAS threads (see :func:`resources`)."""
+    return _prediction(config, family, job)[1]
+
+
+def _prediction(config: Mapping, family: str, job: Job):
+    from .. import cost
+    user = user_resources(config, family, job)
+    cfg = load_config(job.mapping)
+    if family == "multi_electron":
+        threads = user.get("threads", 1)
+        return user, cost.predict(cfg, 1, threads)
+    ranks = user.get("ranks", 1)
+    if "threads" in user:
+        threads = user["threads"]
+    else:
+        # BLAS threads for the measuring rank where measurement dominates and its blocks are
+        # large enough for threaded LAPACK (spinvalve.measure.THREADED_MIN)
+        from ..measure import THREADED_MIN
+        one = cost.predict(cfg, ranks, 1)
+        want = int(sizing(config)["measure_threads"])
+        threads = want if (one.measurement_dominates and one.largest_block >= THREADED_MIN) else 1
+        if threads == 1:
+            return user, one
+    return user, cost.predict(cfg, ranks, threads)
+
+
+def resources(config: Mapping, family: str, job: Job | None, attempt: int = 1) -> dict[str, int]:
+    """ranks / threads / mem_mb / runtime of a job: the cost model's prediction (runtime with
+    ``sizing.safety``, both growing with ``attempt``), the config's ``resources`` winning.
+
+    ``threads``: BLAS threads per rank of an MPI job (its ``cpus_per_task``), the threads
+    of a tDMRG job. A user-given runtime / mem_mb grows with the attempt too.
+    """
+    from .. import cost
+    if job is None:
+        return {"ranks": 1, "threads": 1, "mem_mb": 2000, "runtime": 60, **user_resources(
+            config, family, None)}
+    user, pred = _prediction(config, family, job)
+    sz = sizing(config)
+    req = cost.request(pred, safety=float(sz["safety"]), attempt=attempt,
+                       min_runtime=int(sz["min_runtime"]), min_mem_mb=int(sz["min_mem_mb"]))
+    attempt = max(1, int(attempt))
+    out = {"ranks": pred.ranks, "threads": pred.threads, **req}
+    if "runtime" in user:
+        out["runtime"] = user["runtime"] * attempt
+    if "mem_mb" in user:
+        out["mem_mb"] = int(user["mem_mb"] * (1 + 0.5 * (attempt - 1)))
+    return out
+
+
+def merge_resources(config: Mapping, merged: str, batches: list[Job], attempt: int = 1
+                    ) -> dict[str, int]:
+    """mem_mb / runtime of the merge of one bath point's batches (bootstrap bands)."""
+    from .. import cost
+    cfg = load_config(batches[0].mapping)
+    pred = cost.predict_merge(cfg, len(batches))
+    sz = sizing(config)
+    return cost.request(pred, safety=float(sz["safety"]), attempt=attempt,
+                        min_runtime=int(sz["min_runtime"]), min_mem_mb=int(sz["min_mem_mb"]))
+
+
+PLAN_COLUMNS = ("job", "ranks", "cpus_per_task", "mem_mb", "runtime_min", "startup_s",
+                "propagation_s", "measurement_s", "wall_s", "predicted_mem_mb_per_rank",
+                "core_hours")
+
+
+def plan(config: Mapping, jobs: Mapping[tuple[str, str], Job]) -> list[dict]:
+    """Every job of a run with its request and predicted cost (results/plan.tsv)."""
+    from .. import cost
+    rows = []
+    for (fam, params), job in sorted(jobs.items()):
+        pred = predicted_cost(config, fam, job)
+        res = resources(config, fam, job)
+        rows.append({"job": f"{fam}/{params}", "ranks": res["ranks"],
+                     "cpus_per_task": res["threads"], "mem_mb": res["mem_mb"],
+                     "runtime_min": res["runtime"], "startup_s": pred.startup_s,
+                     "propagation_s": pred.propagation_s, "measurement_s": pred.measurement_s,
+                     "wall_s": pred.wall_s, "predicted_mem_mb_per_rank": pred.mem_mb,
+                     "core_hours": pred.core_hours})
+    for merged, batches in sorted(bath_groups(jobs).items()):
+        pred = cost.predict_merge(load_config(batches[0].mapping), len(batches))
+        res = merge_resources(config, merged, batches)
+        rows.append({"job": merged.removeprefix(f"{RESULTS}/").removesuffix(".nc"), "ranks": 1,
+                     "cpus_per_task": 1, "mem_mb": res["mem_mb"], "runtime_min": res["runtime"],
+                     "startup_s": pred.startup_s, "propagation_s": 0.0,
+                     "measurement_s": pred.measurement_s, "wall_s": pred.wall_s,
+                     "predicted_mem_mb_per_rank": pred.mem_mb, "core_hours": pred.core_hours})
+    return rows
+
+
+def plan_text(rows: list[dict]) -> str:
+    def fmt(v):
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+    lines = ["\t".join(PLAN_COLUMNS)]
+    lines += ["\t".join(fmt(r[k]) for k in PLAN_COLUMNS) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plan_summary(rows: list[dict]) -> str:
+    total = sum(r["core_hours"] for r in rows)
+    requested = sum(r["runtime_min"] / 60 * r["ranks"] * r["cpus_per_task"] for r in rows)
+    longest = max(rows, key=lambda r: r["wall_s"]) if rows else None
+    tail = (f"; longest {longest['job']} {longest['wall_s'] / 3600:.2f} h predicted"
+            if longest else "")
+    return (f"spinvalve plan: {len(rows)} jobs, {total:.3g} core-hours predicted, "
+            f"{requested:.3g} core-hours requested{tail}")
+
+
+def figure_source_labels(config: Mapping, jobs: Mapping[tuple[str, str], Job], figure: str
+                         ) -> list[str]:
+    """``family/params`` of the job files a figure shows (report captions)."""
+    files = figure_inputs(config, jobs, figure)
+    # results/jobs/closed/x.nc -> closed/x; results/merged/bath/x.nc -> bath/x
+    return sorted(p.split("/", 2)[2].rsplit(".", 1)[0] for fam in files for p in files[fam])
+
+
+def prepare_environment(executable: str) -> None:
+    """Environment of the jobs: ``executable``'s directory first on PATH (spinvalve, python,
+    mpiexec children) and, as root (containers), Open MPI's two permission variables."""
+    import os
+    bindir = os.path.dirname(executable)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+
+
+def mpi_launcher(executor_name: str) -> str:
+    """The MPI launcher: srun under SLURM (the slurm executor on the submit host, or a SLURM
+    allocation: SLURM_JOB_ID set), mpiexec otherwise."""
+    import os
+    return "srun" if "slurm" in executor_name or os.environ.get("SLURM_JOB_ID") else "mpiexec"
 
 
 def iter_outputs(jobs: Iterable[Job]) -> list[str]:

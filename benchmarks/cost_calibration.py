@@ -1,0 +1,243 @@
+"""Calibrate the cost model (spinvalve.cost) on this machine; a few minutes.
+
+    python benchmarks/cost_calibration.py            # measure, print the constants
+    python benchmarks/cost_calibration.py --write    # ... and write src/spinvalve/cost_constants.yaml
+    python benchmarks/cost_calibration.py --write --output site.yaml   # for another machine:
+        # SPINVALVE_COST_CONSTANTS=site.yaml snakemake ...
+
+Run it on a compute node of the target cluster (one core, the machine otherwise
+idle if possible). Every measurement is a real `spinvalve simulate` job (one
+rank, one BLAS thread, started through `python -m spinvalve.usage`, which
+records the process's wall and CPU time and peak memory), or a timed LAPACK
+call for the dense-algebra speeds:
+
+* eigvals_s, eigh_s, gemm_s: seconds per n^3 of LAPACK eigenvalues (two-stage
+  where available, as the negativity uses it), of numpy's eigh, per
+  complex multiply-add of a Gram product; thread_efficiency from the
+  eigenvalues on 2 threads;
+* term_s, amp_term_s: seconds per Chebyshev term and per amplitude and term,
+  fitted to the `propagation_seconds` of a 3+3 and a 7+7 closed job (7 210 and
+  1.3 M amplitudes: the first is dominated by the per-term cost);
+* startup_s, output_s, base_mb: a 2+2 closed job (process time minus
+  propagation and the modelled block work; its peak memory minus its states);
+* bath_factor: a 2+2 bath job's trajectory phase over the closed-system
+  propagation model of the same trajectories;
+* bands_eig_per_replicate: the merge of two bath batches (bootstrap bands);
+* tdmrg_s, tdmrg_ground_sweeps, tdmrg_mb_per_site_chi2: two tDMRG jobs of
+  different length (the difference gives the per-step cost, the rest the
+  ground-state search).
+
+rank_efficiency (0.9) is not measured here: benchmarks/README.md, case 4
+(92-98% at 2 ranks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from spinvalve import cost  # noqa: E402
+from spinvalve.config import load_config  # noqa: E402
+from spinvalve.usage import read_usage  # noqa: E402
+
+
+def env(threads: int = 1) -> dict:
+    e = dict(os.environ)
+    for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "SPINVALVE_THREADS"):
+        e[k] = str(threads)
+    e["PATH"] = str(Path(sys.executable).parent) + os.pathsep + e.get("PATH", "")
+    e.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    e.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    return e
+
+
+def timed_lapack(threads: int, n: int, what: str, repeat: int = 2) -> float:
+    code = f"""
+import time, numpy as np
+from spinvalve import lapack
+rng = np.random.default_rng(1)
+n = {n}
+a = rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n)); a = a + a.conj().T
+best = 1e9
+for _ in range({repeat}):
+    b = a.copy(); t = time.perf_counter()
+    if "{what}" == "eigvals":
+        lapack.eigvalsh(b, overwrite=True, min_two_stage=700)
+    elif "{what}" == "eigh":
+        np.linalg.eigh(b)
+    else:
+        f = rng.standard_normal((n, n // 2)) + 0j; t = time.perf_counter(); f @ f.conj().T
+    best = min(best, time.perf_counter() - t)
+print(best)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**env(threads), "PYTHONPATH": str(ROOT / "src")}, check=True)
+    return float(out.stdout.split()[-1])
+
+
+def run_job(tmp: Path, name: str, mapping: dict) -> tuple[dict, dict]:
+    """One `spinvalve simulate` job: (its output attributes, its usage row)."""
+    import xarray as xr
+    cfg_path, out, usage = tmp / f"{name}.yaml", tmp / f"{name}.nc", tmp / f"{name}.usage.tsv"
+    cfg_path.write_text(yaml.safe_dump(mapping))
+    usage.unlink(missing_ok=True)
+    proc = subprocess.run([sys.executable, "-m", "spinvalve.usage", str(usage), "--",
+                           "spinvalve", "simulate", "--config", str(cfg_path), "--output",
+                           str(out)], capture_output=True, text=True, env=env(1))
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name}: {proc.stderr[-2000:]}")
+    with xr.open_dataset(out) as ds:
+        attrs = dict(ds.attrs)
+        for k in ("wall_time_s",):
+            if k in ds:
+                attrs[k] = float(ds[k])
+    return attrs, read_usage(usage)[-1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--write", action="store_true", help="write the constants file")
+    ap.add_argument("--output", default=str(cost.CONSTANTS_FILE))
+    args = ap.parse_args()
+    c: dict = {"rank_efficiency": 0.9}
+    t_all = time.monotonic()
+
+    # dense algebra ------------------------------------------------------------------
+    n = 1200
+    t1 = timed_lapack(1, n, "eigvals")
+    t2 = timed_lapack(2, n, "eigvals")
+    c["eigvals_s"] = t1 / n ** 3
+    c["thread_efficiency"] = float(min(1.0, max(0.1, t1 / t2 - 1.0)))
+    c["eigh_s"] = timed_lapack(1, 800, "eigh") / 800 ** 3
+    c["gemm_s"] = timed_lapack(1, 1200, "gemm") / (1200 * 1200 * 600)
+    print(f"eigvals {c['eigvals_s']:.3g} s/n^3, eigh {c['eigh_s']:.3g}, gemm {c['gemm_s']:.3g}, "
+          f"2-thread efficiency {c['thread_efficiency']:.2f}", file=sys.stderr)
+
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        base = {"chain": {"leads": "auto"}}
+        # propagation speed at two state sizes ---------------------------------------------
+        pts = []
+        for n_s, t_end in ((3, 4.0), (7, 1.0)):
+            m = {**base, "layers": {"n_p": n_s, "n_a": n_s}, "time": {"t_end": t_end, "dt_out": 0.5}}
+            attrs, _ = run_job(tmp, f"prop{n_s}", m)
+            cfg = load_config(m)
+            # term_s = 1, amp_term_s = 0: propagation_s counts the member-terms
+            p = cost.predict(cfg, constants={**_dummy(), **c, "term_s": 1.0, "amp_term_s": 0.0})
+            per_term = float(attrs["propagation_seconds"]) / p.propagation_s
+            pts.append((p.amplitudes, per_term))
+            print(f"{n_s}+{n_s}: {per_term * 1e3:.3f} ms per Chebyshev term ({p.amplitudes} "
+                  f"amplitudes, {p.terms} terms per step)", file=sys.stderr)
+        (a1, t1), (a2, t2) = pts
+        c["amp_term_s"] = max(1e-12, (t2 - t1) / (a2 - a1))
+        c["term_s"] = max(0.0, t1 - a1 * c["amp_term_s"])
+        # start-up, fixed work per output time, base memory ------------------------------------
+        m = {**base, "layers": {"n_p": 2, "n_a": 2}, "time": {"t_end": 10.0, "dt_out": 0.25}}
+        attrs, use = run_job(tmp, "small", m)
+        cfg = load_config(m)
+        probe = {**_dummy(), **c, "output_s": 0.0, "startup_s": 0.0, "base_mb": 0.0}
+        p = cost.predict(cfg, constants=probe)
+        obs = float(attrs["observables_seconds"])
+        c["output_s"] = max(0.0, (obs - p.measurement_s) / (cfg.time.n_out + 1))
+        c["startup_s"] = max(0.0, use["cpu_s"] - float(attrs["propagation_seconds"]) - obs)
+        c["base_mb"] = max(50.0, use["max_rss_mb"] - p.mem_mb)
+        print(f"start-up {c['startup_s']:.2f} s, {c['output_s'] * 1e3:.1f} ms per output time, "
+              f"base {c['base_mb']:.0f} MB", file=sys.stderr)
+        # bath trajectories and their merge ------------------------------------------------
+        mb = {**base, "layers": {"n_p": 2, "n_a": 2}, "time": {"t_end": 10.0, "dt_out": 0.5},
+              "bath": {"temperature": 100.0}}
+        files = []
+        for b in (0, 1):
+            mbb = {**mb, "trajectories": {"count": 3, "first": 3 * b, "bands": False}}
+            attrs, _ = run_job(tmp, f"bath{b}", mbb)
+            files.append(tmp / f"bath{b}.nc")
+        cfg = load_config(mbb)
+        p = cost.predict(cfg, constants={**c, **{"bath_factor": 1.0, "startup_s": 0.0}})
+        c["bath_factor"] = float(attrs["trajectory_seconds_rank0"]) / p.propagation_s
+        usage = tmp / "merge.usage.tsv"
+        subprocess.run([sys.executable, "-m", "spinvalve.usage", str(usage), "--", "spinvalve",
+                        "aggregate", "bath_batches", "--bath", *map(str, files), "--output",
+                        str(tmp / "merged.nc")], check=True, capture_output=True, env=env(1))
+        merge_cpu = read_usage(usage)[-1]["cpu_s"]
+        from spinvalve.opensystem.bands import N_BOOTSTRAP, band_time_indices
+        pm = cost.predict_merge(cfg, 2, constants={**c, "bands_eig_per_replicate": 1.0,
+                                                  "base_mb": 0.0})
+        D = 1 << cfg.layers.n_p + cfg.layers.n_a
+        bands_unit = (N_BOOTSTRAP * len(band_time_indices(cfg.time.n_out + 1, 4))
+                      * c["eigh_s"] * D ** 3)
+        meas = pm.measurement_s - bands_unit  # the observables at every output time
+        c["bands_eig_per_replicate"] = max(1.0, (merge_cpu - c["startup_s"] - meas) / bands_unit)
+        print(f"bath factor {c['bath_factor']:.2f}, bands {c['bands_eig_per_replicate']:.1f} "
+              "eigen-decompositions per replicate", file=sys.stderr)
+        # tDMRG: two lengths -------------------------------------------------------------
+        me = {"chain": {"n_sites": 16}, "layers": {"n_p": 1, "n_a": 1, "fm_p_start": 7, "spacer": 1},
+              "pulse": {"x0": 1.0}, "multi_electron": {"n_electrons": 2, "n_conf": 4,
+                                                         "chi_start": 16, "chi_max": 32}}
+        dt = 0.1 * 0.6582119569
+        runs = []
+        for steps in (10, 40):
+            m = {**me, "time": {"t_end": steps * dt, "dt_out": 10 * dt}}
+            attrs, use = run_job(tmp, f"tdmrg{steps}", m)
+            runs.append((steps, use["cpu_s"], use["max_rss_mb"], load_config(m)))
+        (s1, w1, _, cfg1), (s2, w2, rss2, cfg2) = runs
+        L, chi = cfg2.geometry.n_sites, cfg2.multi_electron.chi_max
+        per_step = max(1e-6, (w2 - w1) / (s2 - s1))
+        c["tdmrg_s"] = per_step / (L * chi ** 3)
+        ground = max(0.0, w1 - c["startup_s"] - s1 * per_step)
+        c["tdmrg_ground_sweeps"] = ground / (c["tdmrg_s"] * L * cfg2.multi_electron.chi_start ** 3)
+        c["tdmrg_mb_per_site_chi2"] = max(1e-6, (rss2 - c["base_mb"]) / (L * chi ** 2))
+        print(f"tDMRG {c['tdmrg_s']:.3g} s per site-chi^3-step, ground state "
+              f"{c['tdmrg_ground_sweeps']:.1f} step-equivalents", file=sys.stderr)
+
+    data = {
+        "machine": {"host": socket.gethostname(), "cpu": _cpu(), "cores": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "date": datetime.date.today().isoformat(),
+                    "load_average": round(os.getloadavg()[0], 2),
+                    "seconds": round(time.monotonic() - t_all, 1)},
+        "constants": {k: float(f"{v:.4g}") for k, v in sorted(c.items())},
+    }
+    text = ("# Cost-model constants (spinvalve.cost), written by benchmarks/cost_calibration.py.\n"
+            "# Recalibrate on the target machine: python benchmarks/cost_calibration.py --write\n"
+            + yaml.safe_dump(data, sort_keys=False))
+    print(text)
+    if args.write:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _dummy() -> dict:
+    """Constants that make the model count work units (1 s per unit, nothing else)."""
+    return {k: 0.0 for k in cost.CONSTANT_KEYS} | {
+        "term_s": 1.0, "thread_efficiency": 1.0, "rank_efficiency": 1.0, "bath_factor": 1.0,
+        "bands_eig_per_replicate": 1.0}
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
