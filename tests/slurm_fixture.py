@@ -114,12 +114,37 @@ class SlurmCluster:
             )
         return proc
 
+    def site_profile(self, directory: Path, route: str = "slurm") -> Path:
+        """A user's site profile for this cluster, as a real user would keep one
+        (~/.config/snakemake/<site>/config.yaml): the partition, and the status command
+        of a cluster without an accounting database. The project's workflow profiles
+        (workflow/profiles/slurm, .../cluster-generic) hold no site settings."""
+        directory.mkdir(parents=True, exist_ok=True)
+        if route == "slurm":
+            text = (
+                "# site: single-node test cluster, no slurmdbd (sacct lists nothing)\n"
+                "slurm-status-command: squeue\n"
+                "slurm-init-seconds-before-status-checks: 5\n"
+                "slurm-status-attempts: 5\n"
+                "default-resources:\n"
+                f"  slurm_partition: {self.partition}\n"
+            )
+        else:  # cluster-generic: what the submit line needs of rules that do not set it
+            text = (
+                "default-resources:\n"
+                "  tasks: 1\n  cpus_per_task: 1\n  mem_mb: 1000\n  runtime: 10\n"
+                f"  sbatch_flags: \"--partition={self.partition}\"\n"
+            )
+        (directory / "config.yaml").write_text(text)
+        return directory
+
     def snakemake_cmd(self, snakemake: str, profile: Path, workdir: Path,
-                      *args: str, timeout: int = 600) -> list[str]:
-        """`timeout N snakemake --profile P --directory W ...` as an argv list."""
+                      *args: str, timeout: int = 600, site: Path | None = None) -> list[str]:
+        """`timeout N snakemake --workflow-profile P [--profile SITE] --directory W ...`."""
         return [
             "timeout", "-k", "30", str(timeout), snakemake,
-            "--profile", str(profile),
+            "--workflow-profile", str(profile),
+            *(["--profile", str(site)] if site is not None else []),
             "--directory", str(workdir),
             *args,
         ]

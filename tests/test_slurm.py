@@ -102,7 +102,7 @@ SNAKEFILE = textwrap.dedent(
 )
 
 
-def _run_snakemake(cluster, tmp_path, mpi_python, profile, plugin_module):
+def _run_snakemake(cluster, tmp_path, mpi_python, profile, plugin_module, route):
     snakemake = find_snakemake(plugin_module)
     if snakemake is None:
         pytest.fail(
@@ -110,11 +110,12 @@ def _run_snakemake(cluster, tmp_path, mpi_python, profile, plugin_module):
             "(pip install -e '.[workflow]') into .venv or set SPINVALVE_SNAKEMAKE"
         )
     (tmp_path / "Snakefile").write_text(SNAKEFILE)
+    site = cluster.site_profile(tmp_path / "site-profile", route)
     cmd = cluster.snakemake_cmd(
         snakemake, profile, tmp_path,
         "--snakefile", str(tmp_path / "Snakefile"),
         "--config", f"python={mpi_python}",
-        timeout=600,
+        timeout=600, site=site,
     )
     try:
         proc = cluster.run(cmd, timeout=660, check=False, cwd=tmp_path)
@@ -130,7 +131,7 @@ def _run_snakemake(cluster, tmp_path, mpi_python, profile, plugin_module):
 def test_snakemake_slurm_executor_mpi(slurm_cluster, tmp_path, mpi_python):
     proc = _run_snakemake(
         slurm_cluster, tmp_path, mpi_python, slurm_cluster.slurm_profile,
-        "snakemake_executor_plugin_slurm",
+        "snakemake_executor_plugin_slurm", "slurm",
     )
     # (the plugin deletes the logs of successful jobs, so check its report)
     out = proc.stdout + proc.stderr
@@ -140,7 +141,8 @@ def test_snakemake_slurm_executor_mpi(slurm_cluster, tmp_path, mpi_python):
 def test_snakemake_cluster_generic_sbatch(slurm_cluster, tmp_path, mpi_python):
     _run_snakemake(
         slurm_cluster, tmp_path, mpi_python, slurm_cluster.cluster_generic_profile,
-        "snakemake_executor_plugin_cluster_generic",
+        "snakemake_executor_plugin_cluster_generic", "cluster-generic",
     )
     logs = list((tmp_path / ".snakemake" / "cluster_logs").rglob("*.log"))
     assert any("mpi_size" in str(p) for p in logs), logs
+

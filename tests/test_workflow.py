@@ -48,10 +48,14 @@ def _env() -> dict:
 
 
 def snakemake(workdir: Path, configfile: Path, *args: str, profile: Path = LOCAL,
-              timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess:
+              timeout: int = 600, check: bool = True, site: Path | None = None
+              ) -> subprocess.CompletedProcess:
+    """Run the pipeline; with ``site`` (a user's site profile) ``profile`` is the workflow
+    profile (``--workflow-profile profile --profile site``)."""
+    prof = (["--workflow-profile", str(profile), "--profile", str(site)] if site is not None
+            else ["--profile", str(profile)])
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE),
-           "--directory", str(workdir), "--configfile", str(configfile),
-           "--profile", str(profile), *args]
+           "--directory", str(workdir), "--configfile", str(configfile), *prof, *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env(),
                           cwd=workdir)
     if check and proc.returncode != 0:
@@ -110,7 +114,13 @@ def test_local_pipeline_writes_every_figure(local_run):
     out = proc.stdout + proc.stderr
     assert "disabled families" in out or "enabled families" in out
     # each MPI job ran its ranks under mpiexec, the count from the rule's resources
-    assert re.search(r"mpiexec -n 2 spinvalve simulate --config results/jobs/closed/", out)
+    assert re.search(r"mpiexec -n 2 python -m spinvalve.usage \S+ -- "
+                     r"spinvalve simulate --config results/jobs/closed/", out)
+    # sizing data of the ranks themselves (spinvalve.usage): one line per rank
+    from spinvalve.usage import read_usage
+    rows = read_usage(work / "results/benchmarks/ranks/closed/spins_per_layer~2.tsv")
+    assert sorted(r["rank"] for r in rows) == [0, 1] and {r["size"] for r in rows} == {2}
+    assert all(r["exit_code"] == 0 and r["max_rss_mb"] > 50 and r["cpu_s"] > 0 for r in rows)
     for fig in FIGURES:
         for ext in ("nc", "png", "pdf"):
             path = work / "results" / "figures" / f"{fig}.{ext}"
@@ -281,18 +291,28 @@ def test_bad_config_stops_before_any_job(tmp_path, edit, key):
 def test_slurm_pipeline(slurm_cluster, tmp_path):
     cfg = tmp_path / "config.yaml"
     shutil.copy(TEST_CONFIG, cfg)
-    proc = snakemake(tmp_path, cfg, "--slurm-keep-successful-logs", profile=SLURM, timeout=900)
+    # the project's workflow profile (no site settings) + a user's site profile (partition,
+    # status command of a cluster without accounting)
+    site = slurm_cluster.site_profile(tmp_path / "site-profile")
+    proc = snakemake(tmp_path, cfg, "--slurm-keep-successful-logs", profile=SLURM, site=site,
+                     timeout=900)
     out = proc.stdout + proc.stderr
     assert re.search(r"submitted with SLURM jobid \d+ \(log: \S*rule_simulate", out), out[-3000:]
-    # the 2-rank MPI jobs are started by srun inside their allocation
+    # bands merging runs as a cluster job too
+    assert re.search(r"submitted with SLURM jobid \d+ \(log: \S*rule_merge_bath_batches", out)
+    # the 2-rank MPI jobs are started by srun inside their allocation, each rank measured
     job_logs = "".join(p.read_text() for p in
                        (tmp_path / ".snakemake" / "slurm_logs" / "rule_simulate").rglob("*.log"))
-    assert re.search(r"srun -n 2 spinvalve simulate --config results/jobs/closed/", job_logs)
+    assert re.search(r"srun -n 2 python -m spinvalve.usage \S+ -- "
+                     r"spinvalve simulate --config results/jobs/closed/", job_logs)
+    from spinvalve.usage import read_usage
+    rows = read_usage(tmp_path / "results/benchmarks/ranks/closed/spins_per_layer~2.tsv")
+    assert sorted(r["rank"] for r in rows) == [0, 1] and {r["size"] for r in rows} == {2}
     for n in (1, 2):
         with xr.open_dataset(tmp_path / f"results/jobs/closed/spins_per_layer~{n}.nc") as job:
             assert int(job.attrs["mpi_ranks"]) == 2
     for fig in FIGURES:
         for ext in ("nc", "png", "pdf"):
             assert (tmp_path / "results" / "figures" / f"{fig}.{ext}").stat().st_size > 0
-    again = snakemake(tmp_path, cfg, "-n", profile=SLURM, timeout=300)
+    again = snakemake(tmp_path, cfg, "-n", profile=SLURM, site=site, timeout=300)
     assert planned(again) == set()

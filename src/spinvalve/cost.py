@@ -314,10 +314,11 @@ def predict_merge(cfg, n_batches: int, constants: Mapping | None = None) -> Cost
 
 def request(cost: Cost, *, safety: float = 2.0, attempt: int = 1, min_runtime: int = 5,
             min_mem_mb: int = 500) -> dict[str, int]:
-    """SLURM request of a predicted job: runtime (minutes) = wall x safety x attempt, rounded
-    up; mem_mb = peak x (1 + 0.5 (attempt - 1)) x 1.25, rounded up to 100 MB, per rank x ranks."""
+    """SLURM request of a predicted job: runtime (minutes) = max(wall x safety, min_runtime)
+    x attempt, rounded up; mem_mb = peak x 1.25 x (1 + 0.5 (attempt - 1)) per rank x ranks,
+    rounded up to 100 MB (at least min_mem_mb)."""
     attempt = max(1, int(attempt))
-    runtime = max(min_runtime, math.ceil(cost.wall_s * safety * attempt / 60.0))
+    runtime = max(min_runtime, math.ceil(cost.wall_s * safety / 60.0)) * attempt
     per_rank = cost.mem_mb * 1.25 * (1 + 0.5 * (attempt - 1))
     mem = max(min_mem_mb, int(math.ceil(per_rank * cost.ranks / 100.0) * 100))
     return {"runtime": int(runtime), "mem_mb": mem}

@@ -37,7 +37,7 @@ from pathlib import Path
 COLUMNS = ("rank", "size", "host", "wall_s", "cpu_s", "max_rss_mb", "exit_code")
 
 _RANK_VARS = ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID")
-_SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS")
+_SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS", "SLURM_NTASKS")
 
 
 def _env_int(names, default: int) -> int:

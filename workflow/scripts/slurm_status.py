@@ -5,15 +5,19 @@ Usage (set by workflow/profiles/cluster-generic/config.yaml):
 
     slurm_status.py JOBID        # prints exactly one of: running, success, failed
 
-Works without an accounting database: asks slurmctld with ``squeue --states=all``
-(finished jobs stay there for MinJobAge seconds) and falls back to
-``scontrol show job`` and then, only if present and working, ``sacct``.
+Asks ``sacct`` first where it exists and accounting works (it keeps finished
+jobs, with TIMEOUT / OUT_OF_MEMORY reasons, for good); without an accounting
+database (sacct missing, or "Slurm accounting storage is disabled", or the job
+not (yet) recorded) it asks slurmctld with ``squeue --states=all`` (finished
+jobs stay there for MinJobAge seconds: keep MinJobAge >= 120) and then
+``scontrol show job``. A failed job's state goes to stderr (Snakemake's log).
 Only the standard library is used, so any python3 can run it.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -53,13 +57,32 @@ def _classify(state: str) -> str | None:
     return None
 
 
+def _sacct(jobid: str) -> str | None:
+    """The job's state from accounting, or None where sacct is absent or does not know it."""
+    if shutil.which("sacct") is None:
+        return None
+    rc, out, err = _run(["sacct", "-X", "-n", "-P", "-j", jobid, "-o", "State"])
+    if rc != 0 or "disabled" in (out + err).lower():
+        return None
+    lines = [line for line in out.splitlines() if line.strip()]
+    return lines[0].strip() if lines else None
+
+
 def query(jobid: str) -> tuple[str | None, bool]:
     """Return (status or None, controller_reachable)."""
+    state = _sacct(jobid)
+    if state is not None and _classify(state) is not None:
+        if _classify(state) == "failed":
+            print(f"slurm_status.py: job {jobid}: {state} (sacct)", file=sys.stderr)
+        return _classify(state), True
     rc, out, err = _run(["squeue", "--noheader", "--states=all", "--jobs", jobid,
                          "--format=%T"])
     if rc == 0:
         lines = [line for line in out.splitlines() if line.strip()]
         if lines:
+            if _classify(lines[0]) == "failed":
+                print(f"slurm_status.py: job {jobid}: {lines[0].strip()} (squeue)",
+                      file=sys.stderr)
             return _classify(lines[0]), True
     elif "Invalid job id" not in err:
         return None, False  # controller not reachable: try again
@@ -69,10 +92,6 @@ def query(jobid: str) -> tuple[str | None, bool]:
         m = re.search(r"JobState=(\S+)", out)
         if m:
             return _classify(m.group(1)), True
-    # Last resort: accounting, if the site has it.
-    rc, out, err = _run(["sacct", "-X", "-n", "-P", "-j", jobid, "-o", "State"])
-    if rc == 0 and out.strip() and "disabled" not in out:
-        return _classify(out.splitlines()[0]), True
     return None, True
 
 
