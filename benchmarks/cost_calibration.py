@@ -6,18 +6,20 @@
         # SPINVALVE_COST_CONSTANTS=site.yaml snakemake ...
 
 Run it on a compute node of the target cluster (one core, the machine otherwise
-idle if possible). Every measurement is a real `spinvalve simulate` job (one
+idle if possible). All constants are CPU times (the phases' wall times scaled
+by the process's CPU / wall ratio), so they predict the wall time on a
+dedicated core; a loaded machine still slows the caches and memory. Every measurement is a real `spinvalve simulate` job (one
 rank, one BLAS thread, started through `python -m spinvalve.usage`, which
 records the process's wall and CPU time and peak memory), or a timed LAPACK
 call for the dense-algebra speeds:
 
-* eigvals_s, eigh_s, gemm_s: seconds per n^3 of LAPACK eigenvalues (two-stage
-  where available, as the negativity uses it), of numpy's eigh, per
+* eigvals_s, eigh_s, gemm_s: CPU seconds per n^3 of LAPACK eigenvalues
+  (two-stage where available, as the negativity uses it), of numpy's eigh, per
   complex multiply-add of a Gram product; thread_efficiency from the
-  eigenvalues on 2 threads;
+  eigenvalues on 2 threads (wall time: meaningful on an idle node only);
 * term_s, amp_term_s: seconds per Chebyshev term and per amplitude and term,
-  fitted to the `propagation_seconds` of a 3+3 and a 7+7 closed job (7 210 and
-  1.3 M amplitudes: the first is dominated by the per-term cost);
+  fitted to the `propagation_seconds` of a 3+3 and a 5+5 closed job over
+  0-12 fs (the packet crosses both layers, so the state fills its sector);
 * startup_s, output_s, base_mb: a 2+2 closed job (process time minus
   propagation and the modelled block work; its peak memory minus its states);
 * bath_factor: a 2+2 bath job's trajectory phase over the closed-system
@@ -74,15 +76,16 @@ rng = np.random.default_rng(1)
 n = {n}
 a = rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n)); a = a + a.conj().T
 best = 1e9
+clock = time.process_time if {threads} == 1 else time.perf_counter
 for _ in range({repeat}):
-    b = a.copy(); t = time.perf_counter()
+    b = a.copy(); t = clock()
     if "{what}" == "eigvals":
         lapack.eigvalsh(b, overwrite=True, min_two_stage=700)
     elif "{what}" == "eigh":
         np.linalg.eigh(b)
     else:
-        f = rng.standard_normal((n, n // 2)) + 0j; t = time.perf_counter(); f @ f.conj().T
-    best = min(best, time.perf_counter() - t)
+        f = rng.standard_normal((n, n // 2)) + 0j; t = clock(); f @ f.conj().T
+    best = min(best, clock() - t)
 print(best)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -91,7 +94,9 @@ print(best)
 
 
 def run_job(tmp: Path, name: str, mapping: dict) -> tuple[dict, dict]:
-    """One `spinvalve simulate` job: (its output attributes, its usage row)."""
+    """One `spinvalve simulate` job: (its output attributes, its usage row). The phase times
+    of the attributes (wall clock) are scaled to CPU time by the process's CPU / wall ratio,
+    so that a loaded machine does not inflate the constants (``cpu_ratio``)."""
     import xarray as xr
     cfg_path, out, usage = tmp / f"{name}.yaml", tmp / f"{name}.nc", tmp / f"{name}.usage.tsv"
     cfg_path.write_text(yaml.safe_dump(mapping))
@@ -103,23 +108,34 @@ def run_job(tmp: Path, name: str, mapping: dict) -> tuple[dict, dict]:
         raise RuntimeError(f"{name}: {proc.stderr[-2000:]}")
     with xr.open_dataset(out) as ds:
         attrs = dict(ds.attrs)
-        for k in ("wall_time_s",):
-            if k in ds:
-                attrs[k] = float(ds[k])
-    return attrs, read_usage(usage)[-1]
+    use = read_usage(usage)[-1]
+    ratio = min(1.0, use["cpu_s"] / max(use["wall_s"], 1e-9))
+    for k in ("propagation_seconds", "observables_seconds", "trajectory_seconds_rank0"):
+        if k in attrs:
+            attrs[k] = float(attrs[k]) * ratio
+    attrs["cpu_ratio"] = ratio
+    return attrs, use
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write", action="store_true", help="write the constants file")
     ap.add_argument("--output", default=str(cost.CONSTANTS_FILE))
+    ap.add_argument("--propagation-only", action="store_true",
+                    help="re-measure term_s and amp_term_s only, keep the file's other constants")
     args = ap.parse_args()
     c: dict = {"rank_efficiency": 0.9}
+    if args.propagation_only:
+        old = yaml.safe_load(Path(args.output).read_text())
+        c = dict(old["constants"])
     t_all = time.monotonic()
 
     # dense algebra ------------------------------------------------------------------
-    n = 1200
+    n = 1500
+    if args.propagation_only:
+        return _propagation_only(args, c, old)
     t1 = timed_lapack(1, n, "eigvals")
+    # 2 threads: wall time against the 1-thread wall time (only meaningful on a quiet node)
     t2 = timed_lapack(2, n, "eigvals")
     c["eigvals_s"] = t1 / n ** 3
     c["thread_efficiency"] = float(min(1.0, max(0.1, t1 / t2 - 1.0)))
@@ -133,7 +149,9 @@ def main() -> int:
         base = {"chain": {"leads": "auto"}}
         # propagation speed at two state sizes ---------------------------------------------
         pts = []
-        for n_s, t_end in ((3, 4.0), (7, 1.0)):
+        # through the layers (the first fs are cheap: zero rows of the unreached spin
+        # configurations are skipped), then the fill-in state of the rest of a run
+        for n_s, t_end in ((3, 12.0), (5, 12.0)):
             m = {**base, "layers": {"n_p": n_s, "n_a": n_s}, "time": {"t_end": t_end, "dt_out": 0.5}}
             attrs, _ = run_job(tmp, f"prop{n_s}", m)
             cfg = load_config(m)
@@ -219,6 +237,46 @@ def main() -> int:
     if args.write:
         Path(args.output).write_text(text)
         print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+
+def _propagation_only(args, c: dict, old: dict) -> int:
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        base = {"chain": {"leads": "auto"}}
+        pts = []
+        # through the layers (the first fs are cheap: zero rows of the unreached spin
+        # configurations are skipped), then the fill-in state of the rest of a run
+        for n_s, t_end in ((3, 12.0), (5, 12.0)):
+            m = {**base, "layers": {"n_p": n_s, "n_a": n_s}, "time": {"t_end": t_end, "dt_out": 0.5}}
+            attrs, _ = run_job(tmp, f"prop{n_s}", m)
+            cfg = load_config(m)
+            # term_s = 1, amp_term_s = 0: propagation_s counts the member-terms
+            p = cost.predict(cfg, constants={**_dummy(), **c, "term_s": 1.0, "amp_term_s": 0.0})
+            per_term = float(attrs["propagation_seconds"]) / p.propagation_s
+            pts.append((p.amplitudes, per_term))
+            print(f"{n_s}+{n_s}: {per_term * 1e3:.3f} ms per Chebyshev term ({p.amplitudes} "
+                  f"amplitudes, {p.terms} terms per step)", file=sys.stderr)
+        (a1, t1), (a2, t2) = pts
+        c["amp_term_s"] = max(1e-12, (t2 - t1) / (a2 - a1))
+        c["term_s"] = max(0.0, t1 - a1 * c["amp_term_s"])
+    # bath_factor was measured against the old propagation constants: keep its measurement
+    bath = load_config({"chain": {"leads": "auto"}, "layers": {"n_p": 2, "n_a": 2},
+                        "time": {"t_end": 10.0, "dt_out": 0.5}, "bath": {"temperature": 100.0},
+                        "trajectories": {"count": 3}})
+    unit = {"bath_factor": 1.0, "startup_s": 0.0}
+    before = cost.predict(bath, constants={**old["constants"], **unit}).propagation_s
+    after = cost.predict(bath, constants={**c, **unit}).propagation_s
+    c["bath_factor"] = old["constants"]["bath_factor"] * before / after
+    old["constants"] = {k: float(f"{v:.4g}") for k, v in sorted(c.items())}
+    old["machine"]["propagation_date"] = datetime.date.today().isoformat()
+    text = ("# Cost-model constants (spinvalve.cost), written by benchmarks/cost_calibration.py.\n"
+            "# Recalibrate on the target machine: python benchmarks/cost_calibration.py --write\n"
+            + yaml.safe_dump(old, sort_keys=False))
+    print(text)
+    if args.write:
+        Path(args.output).write_text(text)
     return 0
 
 
