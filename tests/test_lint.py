@@ -74,7 +74,7 @@ def test_dry_run_writes_the_plan_with_site_settings_per_family(tmp_path):
     total = sum(float(r[col["core_hours"]]) for r in body)
     assert abs(total - float(m.group(2))) <= 0.01 * total + 1e-3
     for r in body:
-        assert int(r[col["runtime_min"]]) >= 5 and int(r[col["mem_mb"]]) >= 500
+        assert int(r[col["runtime_min"]]) >= 10 and int(r[col["mem_mb"]]) >= 500
         assert float(r[col["wall_s"]]) > float(r[col["startup_s"]]) > 0
     # the closed 2+2 job is dearer than the 1+1 one
     wall = {r[col["job"]]: float(r[col["wall_s"]]) for r in body}

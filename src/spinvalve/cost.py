@@ -312,7 +312,7 @@ def predict_merge(cfg, n_batches: int, constants: Mapping | None = None) -> Cost
 # requests
 # ---------------------------------------------------------------------------
 
-def request(cost: Cost, *, safety: float = 2.0, attempt: int = 1, min_runtime: int = 5,
+def request(cost: Cost, *, safety: float = 2.0, attempt: int = 1, min_runtime: int = 10,
             min_mem_mb: int = 500) -> dict[str, int]:
     """SLURM request of a predicted job: runtime (minutes) = max(wall x safety, min_runtime)
     x attempt, rounded up; mem_mb = peak x 1.25 x (1 + 0.5 (attempt - 1)) per rank x ranks,

@@ -503,7 +503,7 @@ def user_resources(config: Mapping, family: str, job: Job | None) -> dict[str, i
 
 
 #: Defaults of the config's ``sizing`` section (config/README.md).
-SIZING = {"safety": 2.0, "min_runtime": 5, "min_mem_mb": 500, "measure_threads": 1}
+SIZING = {"safety": 2.0, "min_runtime": 10, "min_mem_mb": 500, "measure_threads": 1}
 
 
 def sizing(config: Mapping) -> dict:
