@@ -50,7 +50,7 @@ def test_measurement_dominates_large_layers_and_threads_help():
     small, big = cost.predict(cfg(2)), cost.predict(cfg(7))
     assert big.measurement_dominates
     # observables grow faster with N than the propagation (benchmarks/README.md, series N)
-    assert (big.measurement_s / big.propagation_s) > 10 * (small.measurement_s / small.propagation_s)
+    assert (big.measurement_s / big.propagation_s) > 3 * (small.measurement_s / small.propagation_s)
     assert big.largest_block == 3432                     # C(14, 7): q = 0 block of rho^{T_a}
     assert cost.predict(cfg(7), threads=4).measurement_s < big.measurement_s
 
