@@ -210,9 +210,9 @@ def lifetime_point(ds: xr.Dataset) -> xr.Dataset:
         flag_values=np.array([0, 1], np.int8), flag_meanings="measured lower_bound")
     pct = f"{BAND_PERCENTILES[1] - BAND_PERCENTILES[0]:g}%"
     out["lifetime_lower"] = cf_var((), lb.lower, "fs", f"MLN lifetime: lower end of the {pct} "
-                                 "bootstrap interval over trajectory batches")
+                                   "bootstrap interval over trajectory batches")
     out["lifetime_upper"] = cf_var((), lb.upper, "fs", f"MLN lifetime: upper end of the {pct} "
-                                 "bootstrap interval over trajectory batches")
+                                   "bootstrap interval over trajectory batches")
     out["lifetime_upper_is_lower_bound"] = cf_var(
         (), np.int8(lb.upper_is_lower_bound), "1",
         "1: more than 2.5% of the bootstrap replicates did not decay within the window, so "
@@ -224,7 +224,7 @@ def lifetime_point(ds: xr.Dataset) -> xr.Dataset:
     out["peak_log_negativity"] = cf_var((), central.peak, "1", "maximum over time of the MLN")
     out["time_of_peak"] = cf_var((), central.t_peak, "fs", "time of the MLN maximum")
     out["trajectory_count"] = cf_var((), int(ds.attrs.get("n_trajectories", sums.counts.sum())),
-                                   "1", "quantum trajectories averaged")
+                                     "1", "quantum trajectories averaged")
     return out
 
 

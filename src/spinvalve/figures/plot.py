@@ -154,7 +154,7 @@ def up_arrow(ax, x: float, y: float, color, length: float = 16.0) -> None:
 
 
 def lifetime_points(ax, x: np.ndarray, pt: xr.Dataset, scale: float, color, marker: str,
-                     label: str) -> None:
+                    label: str) -> None:
     """Lifetimes against ``x`` with their bootstrap intervals; lower bounds (no decay in the
     window) as open symbols with an arrow, an interval whose upper end is a bound with one."""
     tau = pt["lifetime"].values * scale

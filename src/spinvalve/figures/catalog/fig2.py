@@ -60,5 +60,11 @@ def draw(ds: xr.Dataset, unit: str = "fs"):
     return fig
 
 
-FIGURE = Figure(name="fig2", title="Fig. 2: electron spin and localized spins, T = 0",
-                inputs=inputs, build=build, draw=draw, settings=('reference_spins_per_layer',))
+FIGURE = Figure(
+    name="fig2",
+    title="Fig. 2: electron spin and localized spins, T = 0",
+    inputs=inputs,
+    build=build,
+    draw=draw,
+    settings=("reference_spins_per_layer",),
+)

@@ -36,7 +36,7 @@ def build(files: Mapping[str, list[xr.Dataset]]) -> tuple[xr.Dataset, list[str]]
     if closed:
         ds = closed[0]
         parts.append(pick(ds, ["entropy_pa", "entropy_p", "entropy_a", "mutual_information",
-                                "log_negativity"]))
+                               "log_negativity"]))
     else:
         notes.append("no closed-system job: panels (a)-(d) T = 0 empty")
     gibbs = files["gibbs"]
@@ -122,5 +122,11 @@ def _bath_colors(temps: Sequence[float]) -> list:
     return out
 
 
-FIGURE = Figure(name="fig3", title="Fig. 3: entropies, mutual information and MLN (T = 0, Gibbs, baths)",
-                inputs=inputs, build=build, draw=draw, settings=('reference_spins_per_layer', 'fig3_gibbs_temperature', 'fig3_bath_temperatures'))
+FIGURE = Figure(
+    name="fig3",
+    title="Fig. 3: entropies, mutual information and MLN (T = 0, Gibbs, baths)",
+    inputs=inputs,
+    build=build,
+    draw=draw,
+    settings=("reference_spins_per_layer", "fig3_gibbs_temperature", "fig3_bath_temperatures"),
+)

@@ -38,5 +38,11 @@ def draw(ds: xr.Dataset, unit: str = "fs"):
     return fig
 
 
-FIGURE = Figure(name="fig4", title="Fig. 4: MLN for N/2 + N/2 localized spins",
-                inputs=inputs, build=build, draw=draw, settings=('fig4_spins_per_layer',))
+FIGURE = Figure(
+    name="fig4",
+    title="Fig. 4: MLN for N/2 + N/2 localized spins",
+    inputs=inputs,
+    build=build,
+    draw=draw,
+    settings=("fig4_spins_per_layer",),
+)

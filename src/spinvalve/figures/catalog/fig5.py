@@ -30,7 +30,7 @@ def magnon_groups(n_spins: int) -> list[list[int]]:
     as many as there are sectors (no empty panel: 2+2 has m = 3 and m = 4 only)."""
     rest = list(range(3, n_spins + 1))
     chunks = [list(map(int, c)) for c in np.array_split(np.array(rest, dtype=int),
-                                                         min(3, len(rest)))] if rest else []
+                                                        min(3, len(rest)))] if rest else []
     return [[m for m in range(min(2, n_spins) + 1)]] + chunks
 
 
@@ -62,5 +62,11 @@ def draw(ds: xr.Dataset, unit: str = "fs"):
     return fig
 
 
-FIGURE = Figure(name="fig5", title="Fig. 5: magnon-sector probabilities and W-state probability",
-                inputs=inputs, build=build, draw=draw, settings=('reference_spins_per_layer',))
+FIGURE = Figure(
+    name="fig5",
+    title="Fig. 5: magnon-sector probabilities and W-state probability",
+    inputs=inputs,
+    build=build,
+    draw=draw,
+    settings=("reference_spins_per_layer",),
+)

@@ -20,8 +20,8 @@ def build(files):
     parts = []
     for d in files["multi_electron"]:
         x = expand(pick(d, ["spin_expectation", "entropy_half"],
-                          optional=["bond_dimension", "truncation_error"]),
-                    sweep_point(d), ["n_electrons"])
+                        optional=["bond_dimension", "truncation_error"]),
+                   sweep_point(d), ["n_electrons"])
         x.attrs = {}
         parts.append(x)
     if not parts:
@@ -64,5 +64,10 @@ def draw(ds: xr.Dataset, unit: str = "fs"):
     return fig
 
 
-FIGURE = Figure(name="fig6", title="Fig. 6: multi-electron pulses (tDMRG): localized spins and half-chain entropy",
-                inputs=inputs, build=build, draw=draw, settings=())
+FIGURE = Figure(
+    name="fig6",
+    title="Fig. 6: multi-electron pulses (tDMRG): localized spins and half-chain entropy",
+    inputs=inputs,
+    build=build,
+    draw=draw,
+)

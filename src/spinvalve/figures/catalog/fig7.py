@@ -77,5 +77,11 @@ def _k_label(k: float) -> str:
     return f"{k:.3g}"
 
 
-FIGURE = Figure(name="fig7", title="Fig. 7: quantum Fisher information density",
-                inputs=inputs, build=build, draw=draw, settings=('fig7_spins_per_layer',))
+FIGURE = Figure(
+    name="fig7",
+    title="Fig. 7: quantum Fisher information density",
+    inputs=inputs,
+    build=build,
+    draw=draw,
+    settings=("fig7_spins_per_layer",),
+)

@@ -6,7 +6,8 @@ import numpy as np
 import xarray as xr
 
 from .. import jobs as sweeps
-from ..aggregate import AggregationError, REFLECTION, SWEEP_COORDS, lifetime_sweep, pick, rename_time, sweep_point
+from ..aggregate import (AggregationError, REFLECTION, SWEEP_COORDS, lifetime_sweep, pick,
+                         rename_time, sweep_point)
 from ..plot import (duration_label, legend, lifetime_axes, lifetime_points, no_data, notes_text,
                     panel_label, plt, shade_reflections, spins_label, time_label, time_scale,
                     time_values)
@@ -83,7 +84,7 @@ def draw(ds: xr.Dataset, unit: str = "fs"):
         for i, w in enumerate(cutoffs):
             pt = ds.sel(bath_omega_max=w)
             lifetime_points(b, gammas, pt, scale, f"C{i}", "osD^v"[i % 5],
-                             rf"$\omega_m$ = {w:g} eV")
+                            rf"$\omega_m$ = {w:g} eV")
             peak = pt["peak_log_negativity"].values
             c.plot(gammas, peak, "osD^v"[i % 5] + "-", color=f"C{i}", label=rf"$\omega_m$ = {w:g} eV")
         lifetime_axes(b, gammas, ds, scale)
@@ -107,5 +108,12 @@ def draw(ds: xr.Dataset, unit: str = "fs"):
     return fig
 
 
-FIGURE = Figure(name="fig_bath_coupling", title="MLN lifetime and peak MLN against the bath coupling Gamma at fixed T_bb",
-                inputs=inputs, build=build, draw=draw, settings=('reference_spins_per_layer', 'fig_bath_coupling_temperature'), shown=shown)
+FIGURE = Figure(
+    name="fig_bath_coupling",
+    title="MLN lifetime and peak MLN against the bath coupling Gamma at fixed T_bb",
+    inputs=inputs,
+    build=build,
+    draw=draw,
+    settings=("reference_spins_per_layer", "fig_bath_coupling_temperature"),
+    shown=shown,
+)

@@ -90,9 +90,14 @@ def _lifetime_panel(ax, ds: xr.Dataset, ns: list[int], scale: float) -> None:
     temps = np.array([float(x) for x in ds["bath_temperature"].values])
     for i, n in enumerate(ns):
         lifetime_points(ax, temps, ds.sel(n_spins=n), scale, f"C{i}", "osD^v"[i % 5],
-                         spins_label(n))
+                        spins_label(n))
     lifetime_axes(ax, temps, ds, scale)
 
 
-FIGURE = Figure(name="fig_bath_lifetime", title="MLN lifetime against the bath temperature T_bb",
-                inputs=inputs, build=build, draw=draw, settings=())
+FIGURE = Figure(
+    name="fig_bath_lifetime",
+    title="MLN lifetime against the bath temperature T_bb",
+    inputs=inputs,
+    build=build,
+    draw=draw,
+)

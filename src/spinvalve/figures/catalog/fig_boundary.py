@@ -31,7 +31,7 @@ def build(files):
         for d in files[fam]:
             x = pick(d, names)
             x["chain_sites"] = cf_var((), int(d.attrs.get("chain_sites", -1)), "1",
-                                    "sites of the whole chain (leads included)")
+                                      "sites of the whole chain (leads included)")
             x = expand(x, sweep_point(d), ["n_spins"])
             x.attrs = {}
             runs.append(x)
@@ -43,8 +43,8 @@ def build(files):
                       if n in x.variables})
         for n in names:
             x[f"{n}_{suffix}"].attrs["long_name"] += (" on the paper's literal chain (chain.leads: "
-                                                     "none)" if suffix == "literal" else
-                                                     " on clean leads (chain.leads: auto)")
+                                                      "none)" if suffix == "literal" else
+                                                      " on clean leads (chain.leads: auto)")
         parts.append(x)
     return xr.merge(parts, combine_attrs="override", join="outer"), notes
 
@@ -89,5 +89,10 @@ def draw(ds: xr.Dataset, unit: str = "fs"):
     return fig
 
 
-FIGURE = Figure(name="fig_boundary", title="The paper's literal 201-site chain beside clean leads: chain-end reflections",
-                inputs=inputs, build=build, draw=draw, settings=())
+FIGURE = Figure(
+    name="fig_boundary",
+    title="The paper's literal 201-site chain beside clean leads: chain-end reflections",
+    inputs=inputs,
+    build=build,
+    draw=draw,
+)

@@ -71,5 +71,10 @@ def draw(ds: xr.Dataset, unit: str = "fs"):
     return fig
 
 
-FIGURE = Figure(name="fig_gibbs", title="Peak MLN against the Gibbs temperature of the initial state",
-                inputs=inputs, build=build, draw=draw, settings=())
+FIGURE = Figure(
+    name="fig_gibbs",
+    title="Peak MLN against the Gibbs temperature of the initial state",
+    inputs=inputs,
+    build=build,
+    draw=draw,
+)

@@ -8,7 +8,8 @@ import numpy as np
 import xarray as xr
 
 from .. import jobs as sweeps
-from ..aggregate import AggregationError, REFLECTION, SWEEP_COORDS, cf_var, pick, rename_time, sweep_point
+from ..aggregate import (AggregationError, REFLECTION, SWEEP_COORDS, cf_var, pick, rename_time,
+                         sweep_point)
 from ..plot import (legend, no_data, notes_text, panel_label, plt, shade_reflections, spins_label,
                     time_label, time_scale, time_values)
 from . import Figure
@@ -92,23 +93,23 @@ def build(files):
     dims = ("n_trajectories", "time")
     ds = xr.Dataset({
         "log_negativity": cf_var(dims, e, "1", "MLN E_N of rho_FM averaged over the n_trajectories "
-                               "trajectories of batches 0 .. n_batches - 1"),
+                                 "trajectories of batches 0 .. n_batches - 1"),
         "log_negativity_lower": cf_var(dims, lo, "1", f"MLN: lower end of the {band_name} "
-                                     "(NaN for one batch)"),
+                                       "(NaN for one batch)"),
         "log_negativity_upper": cf_var(dims, hi, "1", f"MLN: upper end of the {band_name} "
-                                     "(NaN for one batch)"),
+                                       "(NaN for one batch)"),
         "n_batches": cf_var(("n_trajectories",), np.array(ks), "1",
-                          "trajectory batches (trajectory index mod n) combined"),
+                            "trajectory batches (trajectory index mod n) combined"),
         "pre_onset_excess": cf_var(("n_trajectories",), pre_excess, "1",
-                                 "largest excess of the MLN over the closed-system (no bath) MLN "
-                                 "before onset_time; > 0 is a spurious early rise"),
+                                   "largest excess of the MLN over the closed-system (no bath) MLN "
+                                   "before onset_time; > 0 is a spurious early rise"),
         "rms_deviation": cf_var(("n_trajectories",), rms, "1",
-                              "root mean square over time of the MLN minus the MLN of all "
-                              "trajectories"),
+                                "root mean square over time of the MLN minus the MLN of all "
+                                "trajectories"),
         "mean_band_width": cf_var(("n_trajectories",), width, "1",
-                                "mean over time of the width of the MLN band"),
+                                  "mean over time of the width of the MLN band"),
         "onset_time": cf_var((), t_on, "fs", "MLN onset: first time the closed-system (T = 0) MLN "
-                           f"exceeds {100 * ONSET_FRACTION:g}% of its maximum"),
+                             f"exceeds {100 * ONSET_FRACTION:g}% of its maximum"),
     }, coords={
         "n_trajectories": ("n_trajectories", np.array(counts),
                            {"units": "1", "long_name": "number of quantum trajectories averaged"}),
@@ -222,5 +223,12 @@ def _count_panel(ax, ds: xr.Dataset, counts: list[int]) -> None:
     ax.legend(fontsize=7, loc="upper right")
 
 
-FIGURE = Figure(name="fig_trajectory_count", title="MLN with baths against the number of quantum trajectories",
-                inputs=inputs, build=build, draw=draw, settings=('reference_spins_per_layer', 'fig_trajectory_count_temperature'), shown=shown)
+FIGURE = Figure(
+    name="fig_trajectory_count",
+    title="MLN with baths against the number of quantum trajectories",
+    inputs=inputs,
+    build=build,
+    draw=draw,
+    settings=("reference_spins_per_layer", "fig_trajectory_count_temperature"),
+    shown=shown,
+)
