@@ -100,6 +100,19 @@ def test_no_shading_on_clean_leads(files):
     assert all(REFLECTION_LABEL not in legend_texts(ax) for ax in fig.axes)
 
 
+def test_no_shading_when_the_window_ends_at_the_reflection_time(files):
+    """A window whose last output time equals reflection_time up to the rounding of the
+    config's times (the quick Fig. 6) has nothing to shade and no legend entry for it;
+    one output interval earlier it is shaded."""
+    ds = aggregate("fig2", {"closed": [files["closed2"]]})
+    t_end = float(ds["time"][-1])
+    for t_r, shaded in ((t_end * (1 - 1e-9), False), (t_end - 0.5, True)):
+        fig = draw("fig2", ds.assign(reflection_time=ds["reflection_time"].copy(data=t_r)))
+        for ax in fig.axes:
+            assert (span_start(ax) is not None) == shaded
+            assert (REFLECTION_LABEL in legend_texts(ax)) == shaded
+
+
 def test_fig3_panels_and_the_earliest_reflection_of_panel_d(files):
     ds = aggregate("fig3", {"closed": [files["closed2"]], "gibbs": [files["gibbs2"]]})
     fig = draw("fig3", ds)
@@ -150,7 +163,8 @@ def test_fig6_spins_and_entropy_per_electron_number(files):
     t = ds["time"].values
     assert t_r < t[-1]
     fig = draw("fig6", ds)
-    top, bottom = fig.axes[0], fig.axes[3]
+    assert len(fig.axes) == 2                     # one column per electron number
+    top, bottom = fig.axes
     assert len(lines(top)) == 2 and len(lines(bottom)) == 1
     for i, line in enumerate(lines(top)):
         assert_line(line, t, ds["spin_expectation"].sel(n_electrons=2, component="z")
@@ -159,7 +173,6 @@ def test_fig6_spins_and_entropy_per_electron_number(files):
     for ax in (top, bottom):
         assert span_start(ax) == pytest.approx(t_r)
     assert REFLECTION_LABEL in legend_texts(bottom)
-    assert not lines(fig.axes[1]) and not lines(fig.axes[4])     # no N_e = 4, 8 job
 
 
 def test_fig7_draws_bound_and_exact_qfi_with_the_witness_threshold(files):

@@ -81,6 +81,9 @@ def spins_label(n_spins: int) -> str:
 #: gid of the span marking t > reflection_time (the plot tests find it by this).
 REFLECTION_GID = "chain_end_reflection"
 REFLECTION_LABEL = "chain-end reflections reach the layers"
+#: Relative margin below which a reflection time counts as the window's end (rounding of the
+#: times given in a config, ~1e-10 relative).
+REFLECTION_ROUNDING = 1e-8
 
 
 def reflection_start(ds: xr.Dataset, names: Sequence[str] = ("reflection_time",),
@@ -101,9 +104,13 @@ def reflection_start(ds: xr.Dataset, names: Sequence[str] = ("reflection_time",)
 def shade_reflections(ax, ds: xr.Dataset, unit: str, t_max: float,
                       names: Sequence[str] = ("reflection_time",), **sel):
     """Shade t > reflection_time up to ``t_max`` (in ``unit``) where that lies inside the
-    window, with a legend entry; returns the span or None."""
+    window, with a legend entry; returns the span or None.
+
+    A window that ends at its reflection time (a config whose t_end is the reflection time,
+    both rounded in the last digits) gets no span: nothing drawn lies after it, and a
+    legend entry for an invisible span would say otherwise."""
     t_r = reflection_start(ds, names, **sel) * time_scale(ds, unit)
-    if not t_r < t_max:
+    if not t_r < t_max - REFLECTION_ROUNDING * abs(t_max):
         return None
     return ax.axvspan(t_r, t_max, color="0.85", alpha=0.6, lw=0, zorder=0, gid=REFLECTION_GID,
                       label=REFLECTION_LABEL)

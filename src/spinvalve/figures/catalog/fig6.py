@@ -30,10 +30,15 @@ def build(files):
 
 
 def draw(ds: xr.Dataset, unit: str = "fs"):
-    fig, axes = plt.subplots(2, 3, figsize=(11.0, 6.0), sharex=True, constrained_layout=True)
-    if "spin_expectation" in ds:
+    """One column per electron number (at most three, as in the paper): localized spins on
+    top, the half-chain entropy below, rows on a common y scale so the N_e dependence reads
+    across; t > reflection_time shaded per column."""
+    nes = [int(n) for n in ds["n_electrons"].values][:3] if "spin_expectation" in ds else []
+    cols = max(1, len(nes))
+    fig, axes = plt.subplots(2, cols, figsize=(3.7 * cols, 6.0), sharex=True, sharey="row",
+                             constrained_layout=True, squeeze=False)
+    if nes:
         t = time_values(ds, "time", unit)
-        nes = [int(n) for n in ds["n_electrons"].values][:3]
         layers = layers_of(ds)
         cmap = plt.get_cmap("tab10")
         for j, ne in enumerate(nes):
@@ -47,17 +52,13 @@ def draw(ds: xr.Dataset, unit: str = "fs"):
             for ax in axes[:, j]:
                 shade_reflections(ax, ds, unit, t[-1], n_electrons=ne)
             legend(axes[1, j], fontsize=7, loc="lower right")
-        if nes:
-            legend(axes[0, 0], fontsize=7, ncol=2, loc="center right")
-        for j in range(len(nes), 3):
-            no_data(axes[0, j], "no job")
-            no_data(axes[1, j], "no job")
+        legend(axes[0, 0], fontsize=7, ncol=2, loc="center right")
     else:
         for ax in axes.ravel():
             no_data(ax, notes_text(ds))
-    for j, (top, bottom) in enumerate(zip("abc", "def")):
-        panel_label(axes[0, j], top)
-        panel_label(axes[1, j], bottom)
+    for j in range(cols):
+        panel_label(axes[0, j], "abcdef"[j])
+        panel_label(axes[1, j], "abcdef"[cols + j])
         axes[1, j].set_xlabel(time_label(unit))
     axes[0, 0].set_ylabel(r"$\langle \hat S^z_i \rangle$")
     axes[1, 0].set_ylabel(r"$S_{half}$")

@@ -79,8 +79,10 @@ def draw(ds: xr.Dataset, unit: str = "fs"):
                 a.fill_between(t, pt["log_negativity_lower"], pt["log_negativity_upper"],
                                color=col, alpha=0.15, lw=0)
             a.plot(t, pt["log_negativity"], "-", color=col, label=rf"$\Gamma$ = {g:g} eV")
+        top = max((float(np.nanmax(line.get_ydata())) for line in a.lines), default=0.0)
+        a.set_ylim(bottom=0, top=1.45 * top if top > 0 else 1)  # room for the legend
         shade_reflections(a, ds, unit, t[-1], names=("reflection_time", "reflection_time_closed"))
-        legend(a, fontsize=7, loc="upper right", title=rf"$\omega_m$ = {cutoffs[0]:g} eV")
+        legend(a, fontsize=7, loc="upper center", ncol=3, title=rf"$\omega_m$ = {cutoffs[0]:g} eV")
         for i, w in enumerate(cutoffs):
             pt = ds.sel(bath_omega_max=w)
             lifetime_points(b, gammas, pt, scale, f"C{i}", "osD^v"[i % 5],
