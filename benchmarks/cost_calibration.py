@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import math
 import os
 import platform
 import socket
@@ -47,7 +46,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,23 +145,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         base = {"chain": {"leads": "auto"}}
-        # propagation speed at two state sizes ---------------------------------------------
-        pts = []
-        # through the layers (the first fs are cheap: zero rows of the unreached spin
-        # configurations are skipped), then the fill-in state of the rest of a run
-        for n_s, t_end in ((3, 12.0), (5, 12.0)):
-            m = {**base, "layers": {"n_p": n_s, "n_a": n_s}, "time": {"t_end": t_end, "dt_out": 0.5}}
-            attrs, _ = run_job(tmp, f"prop{n_s}", m)
-            cfg = load_config(m)
-            # term_s = 1, amp_term_s = 0: propagation_s counts the member-terms
-            p = cost.predict(cfg, constants={**_dummy(), **c, "term_s": 1.0, "amp_term_s": 0.0})
-            per_term = float(attrs["propagation_seconds"]) / p.propagation_s
-            pts.append((p.amplitudes, per_term))
-            print(f"{n_s}+{n_s}: {per_term * 1e3:.3f} ms per Chebyshev term ({p.amplitudes} "
-                  f"amplitudes, {p.terms} terms per step)", file=sys.stderr)
-        (a1, t1), (a2, t2) = pts
-        c["amp_term_s"] = max(1e-12, (t2 - t1) / (a2 - a1))
-        c["term_s"] = max(0.0, t1 - a1 * c["amp_term_s"])
+        _calibrate_propagation(tmp, base, c)
         # start-up, fixed work per output time, base memory ------------------------------------
         m = {**base, "layers": {"n_p": 2, "n_a": 2}, "time": {"t_end": 10.0, "dt_out": 0.25}}
         attrs, use = run_job(tmp, "small", m)
@@ -241,26 +223,31 @@ def main() -> int:
 
 
 
+def _calibrate_propagation(tmp: Path, base: dict, c: dict) -> None:
+    """term_s and amp_term_s from closed runs at two state sizes (3+3, 5+5): through the
+    layers (the first fs are cheap: zero rows of the unreached spin configurations are
+    skipped), then the fill-in state of the rest of a run."""
+    pts = []
+    for n_s, t_end in ((3, 12.0), (5, 12.0)):
+        m = {**base, "layers": {"n_p": n_s, "n_a": n_s}, "time": {"t_end": t_end, "dt_out": 0.5}}
+        attrs, _ = run_job(tmp, f"prop{n_s}", m)
+        cfg = load_config(m)
+        # term_s = 1, amp_term_s = 0: propagation_s counts the member-terms
+        p = cost.predict(cfg, constants={**_dummy(), **c, "term_s": 1.0, "amp_term_s": 0.0})
+        per_term = float(attrs["propagation_seconds"]) / p.propagation_s
+        pts.append((p.amplitudes, per_term))
+        print(f"{n_s}+{n_s}: {per_term * 1e3:.3f} ms per Chebyshev term ({p.amplitudes} "
+              f"amplitudes, {p.terms} terms per step)", file=sys.stderr)
+    (a1, t1), (a2, t2) = pts
+    c["amp_term_s"] = max(1e-12, (t2 - t1) / (a2 - a1))
+    c["term_s"] = max(0.0, t1 - a1 * c["amp_term_s"])
+
+
 def _propagation_only(args, c: dict, old: dict) -> int:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         base = {"chain": {"leads": "auto"}}
-        pts = []
-        # through the layers (the first fs are cheap: zero rows of the unreached spin
-        # configurations are skipped), then the fill-in state of the rest of a run
-        for n_s, t_end in ((3, 12.0), (5, 12.0)):
-            m = {**base, "layers": {"n_p": n_s, "n_a": n_s}, "time": {"t_end": t_end, "dt_out": 0.5}}
-            attrs, _ = run_job(tmp, f"prop{n_s}", m)
-            cfg = load_config(m)
-            # term_s = 1, amp_term_s = 0: propagation_s counts the member-terms
-            p = cost.predict(cfg, constants={**_dummy(), **c, "term_s": 1.0, "amp_term_s": 0.0})
-            per_term = float(attrs["propagation_seconds"]) / p.propagation_s
-            pts.append((p.amplitudes, per_term))
-            print(f"{n_s}+{n_s}: {per_term * 1e3:.3f} ms per Chebyshev term ({p.amplitudes} "
-                  f"amplitudes, {p.terms} terms per step)", file=sys.stderr)
-        (a1, t1), (a2, t2) = pts
-        c["amp_term_s"] = max(1e-12, (t2 - t1) / (a2 - a1))
-        c["term_s"] = max(0.0, t1 - a1 * c["amp_term_s"])
+        _calibrate_propagation(tmp, base, c)
     # bath_factor was measured against the old propagation constants: keep its measurement
     bath = load_config({"chain": {"leads": "auto"}, "layers": {"n_p": 2, "n_a": 2},
                         "time": {"t_end": 10.0, "dt_out": 0.5}, "bath": {"temperature": 100.0},
