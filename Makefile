@@ -27,7 +27,8 @@ test: install  ## whole test suite
 install:  ## Debian packages + .venv (a no-op when everything is there)
 	@bash scripts/install.sh
 
-bench: install  ## every benchmarks/*.py
+bench:  ## every benchmarks/*.py (installs the `bench` extra: QuTiP, once)
+	@bash scripts/install.sh workflow,tdmrg,test,bench
 	@set -e; for f in benchmarks/*.py; do \
 	    [ -e "$$f" ] || { echo "no benchmarks"; break; }; \
 	    echo "== $$f"; $(PY) "$$f"; done

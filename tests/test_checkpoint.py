@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
@@ -113,16 +114,97 @@ def test_job_measuring_in_turn_resumes_to_the_same_result(reference, tmp_path):
     assert not list(tmp_path.glob("out.nc.ckpt*"))
 
 
-def test_checkpoint_of_another_config_is_refused(reference, tmp_path):
-    job, _ = reference
+def test_checkpoint_of_another_config_is_moved_aside(reference, tmp_path):
+    """After a config edit the leftover checkpoint is renamed (never deleted), the job
+    starts afresh and succeeds; a second run finds nothing stale."""
+    job, ref = reference
     out = tmp_path / "out.nc"
     proc = launch(job, out)
     wait_for_checkpoint(proc, tmp_path / "out.nc.ckpt.meta")
     kill_job(proc, out, signal.SIGKILL)
+    left = sorted(p.name for p in tmp_path.glob("out.nc.ckpt*"))
     proc = launch(job, out, extra=["--set", "couplings.j_sd=0.4"])
-    assert proc.wait(timeout=120) == 1
-    assert "different config" in proc.stderr.read()
-    assert not out.exists()
+    assert proc.wait(timeout=600) == 0
+    err = proc.stderr.read()
+    assert "different config" in err and "moved aside" in err and "resuming" not in err
+    stale = sorted(p.name for p in tmp_path.glob("out.nc.ckpt.stale-*"))
+    assert [n.split(".", 4)[-1] for n in stale] == [n.split(".", 3)[-1] for n in left]
+    rest = sorted(p.name for p in tmp_path.iterdir() if ".stale-" not in p.name)
+    assert rest == ["out.nc"]
+    ds = xr.open_dataset(out)
+    assert ds.attrs["config"] != ref.attrs["config"]
+    assert np.abs(ds.log_negativity.values - ref.log_negativity.values).max() > 1e-6
+
+
+def test_stale_checkpoint_files_survive_a_later_success(tmp_path):
+    """remove() after a successful run deletes this checkpoint's files only, never the
+    ones moved aside (their names also start with <base>.s...)."""
+    from mpi4py import MPI
+    from spinvalve.checkpoint import Checkpointer
+    from spinvalve.config import load_config
+    world = MPI.COMM_WORLD
+    a, b = load_config({"couplings": {"j": 0.2}}), load_config({})
+    Checkpointer(tmp_path / "x.ckpt", a, world).save(3, [1], [np.arange(4.0)])
+    log = io.StringIO()
+    ck = Checkpointer(tmp_path / "x.ckpt", b, world, log=log)
+    assert ck.load() is None and "moved aside" in log.getvalue()
+    ck.save(5, [2], [np.ones(2)], extra={"pending": 1})
+    saved = ck.load()
+    assert (saved.step, saved.records, saved.extra) == (5, [2], {"pending": 1})
+    np.testing.assert_array_equal(saved.arrays[0], np.ones(2))
+    ck.remove()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 2 and all(".stale-" in n for n in names), names
+    stale = Checkpointer(tmp_path / names[0].rsplit(".", 1)[0], a, world)
+    assert stale.load().step == 3  # the moved-aside checkpoint is intact
+
+
+def test_checkpoint_files_honour_the_umask(tmp_path):
+    from mpi4py import MPI
+    from spinvalve.checkpoint import Checkpointer
+    from spinvalve.config import load_config
+    old = os.umask(0o027)
+    try:
+        Checkpointer(tmp_path / "x.ckpt", load_config({}), MPI.COMM_WORLD).save(1, [], [np.zeros(2)])
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == {"x.ckpt.meta": 0o640, "x.ckpt.s1.r0.npz": 0o640}
+
+
+TDMRG_JOB = """
+chain: {n_sites: 16}
+layers: {n_p: 2, n_a: 2, fm_p_start: 6, spacer: 2}
+multi_electron: {n_electrons: 2, n_conf: 3, method: tebd}
+time: {t_end: 3.2910597845, dt_out: 0.6582119569}
+checkpoint: {interval: 1.0e-9}
+"""
+
+
+def test_tdmrg_job_stopped_by_sigusr1_resumes_to_the_same_file(tmp_path):
+    """SLURM's warning signal: the tDMRG job checkpoints, exits 75 and prints progress;
+    the rerun resumes and writes the file an uninterrupted run writes."""
+    pytest.importorskip("tenpy")
+    job = tmp_path / "job.yaml"
+    job.write_text(TDMRG_JOB)
+    ref_out = tmp_path / "ref.nc"
+    proc = launch(job, ref_out)
+    assert proc.wait(timeout=900) == 0, proc.stderr.read()
+    err = proc.stderr.read()
+    assert "bond dimension" in err and "truncation error" in err and "eta" in err
+    out = tmp_path / "out.nc"
+    proc = launch(job, out)
+    wait_for_checkpoint(proc, tmp_path / "out.nc.ckpt.meta", timeout=600)
+    code = kill_job(proc, out, signal.SIGUSR1)
+    assert code == 75, proc.stderr.read()
+    assert "checkpoint written" in proc.stderr.read() and not out.exists()
+    proc = launch(job, out)
+    assert proc.wait(timeout=900) == 0, proc.stderr.read()
+    assert "resuming from checkpoint" in proc.stderr.read()
+    ref, ds = xr.open_dataset(ref_out), xr.open_dataset(out)
+    for var in ref.data_vars:
+        np.testing.assert_array_equal(ds[var].values, ref[var].values, err_msg=var)
+    assert not list(tmp_path.glob("out.nc.ckpt*"))
 
 
 class StopAfter:
@@ -156,3 +238,56 @@ def test_trajectory_job_resumes_to_the_same_sums(tmp_path):
     assert resumed.attrs["n_trajectories"] == ref.attrs["n_trajectories"] == 9
     for var in ("rho_fm_sum_real", "rho_fm_sum_imag", "log_negativity", "entropy_pa", "jumps_per_spin"):
         np.testing.assert_allclose(resumed[var].values, ref[var].values, atol=1e-12, rtol=0, err_msg=var)
+
+
+class StopAtBlock:
+    """A stop flag raised once the measurement has polled it ``n`` times between
+    charge-imbalance blocks (the engine's own polls between output times do not count)."""
+
+    def __init__(self, n):
+        self.n, self.on = n, False
+
+    @property
+    def raised(self):
+        import inspect
+        caller = inspect.stack()[2].function
+        if caller == "check":
+            self.n -= 1
+            self.on = self.on or self.n < 0
+        return signal.SIGUSR1 if self.on else None
+
+
+SMALL = {"chain": {"n_sites": 40}, "layers": {"n_p": 2, "n_a": 2, "fm_p_start": 16, "spacer": 2},
+         "pulse": {"x0": 6.0}, "time": {"t_end": 5.0, "dt_out": 1.0}}
+
+
+@pytest.mark.parametrize("overlap_limit_gb", [1.0, 0.0], ids=["in-turn", "rank-0-blocking"])
+def test_stop_inside_a_measurement_resumes_exactly(tmp_path, monkeypatch, overlap_limit_gb):
+    """The stop flag is honoured between the charge-imbalance blocks of one output
+    time's measurement: the checkpoint holds rho_FM and the finished blocks, and the
+    resumed run (which measures that output time first, reusing them) equals an
+    uninterrupted run exactly."""
+    from mpi4py import MPI
+    from spinvalve import entanglement
+    from spinvalve.checkpoint import Checkpointer, Interrupted
+    from spinvalve.config import load_config
+    from spinvalve.simulate import Engine
+    # the large-layer path of negativity_fast: blocks assembled and diagonalised one by one
+    monkeypatch.setattr(entanglement, "PLAN_MAX_ELEMENTS", 0)
+    world = MPI.COMM_WORLD
+    cfg = load_config({**SMALL, "numerics": {"overlap_limit_gb": overlap_limit_gb}})
+    ref = Engine(cfg, world).run(log=None)
+    assert Engine(cfg, world).overlap == (overlap_limit_gb > 0)
+    inside = 0
+    for n in (0, 1, 3, 6):
+        ckpt = Checkpointer(tmp_path / f"n{n}.ckpt", cfg, world, log=None)
+        with pytest.raises(Interrupted):
+            Engine(cfg, world).run(log=None, checkpointer=ckpt, stop=StopAtBlock(n))
+        saved = ckpt.load()
+        assert saved.extra and not set(saved.extra) & set(saved.records["records"])
+        assert set(saved.records["records"]) | set(saved.extra) == set(range(saved.step + 1))
+        inside += any(blocks.done for _, _, blocks in saved.extra.values())  # after some blocks
+        ds = Engine(cfg, world).run(log=None, checkpointer=ckpt)
+        for name in ref.data_vars:
+            np.testing.assert_array_equal(ds[name].values, ref[name].values, err_msg=f"{n}: {name}")
+    assert inside >= 2

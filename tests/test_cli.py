@@ -117,3 +117,73 @@ def test_disk_full_keeps_previous_file_and_removes_temporary(tmp_path, monkeypat
         write_dataset(xr.Dataset({"a": ("t", np.zeros(3))}), out)
     assert out.read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nc"]
+
+
+@pytest.mark.parametrize("env,var", [({"SLURM_NTASKS": "3"}, "SLURM_NTASKS"),
+                                     ({"SLURM_NTASKS": "1", "SLURM_STEP_NUM_TASKS": "4"},
+                                      "SLURM_STEP_NUM_TASKS")])
+def test_rank_count_other_than_slurm_granted_is_an_error_before_any_work(job, tmp_path,
+                                                                         monkeypatch, env, var):
+    """srun -n N without MPI wiring starts N single-rank copies: refused at once."""
+    from conftest import run_cli
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    out = tmp_path / "out.nc"
+    proc = run_cli(["simulate", "--config", str(job), "--output", str(out)], check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and var in lines[0] and "1 rank" in lines[0], proc.stderr
+    assert not out.exists() and not list(tmp_path.glob("out.nc*"))
+
+
+def test_rank_count_variables():
+    from spinvalve.errors import LaunchError
+    from spinvalve.launch import check_rank_count, expected_rank_count
+    assert expected_rank_count({}) is None
+    assert expected_rank_count({"SLURM_NTASKS": "4"}) == ("SLURM_NTASKS", 4)
+    # inside an srun step its task count wins over the allocation's; mpiexec's over both
+    assert expected_rank_count({"SLURM_NTASKS": "4", "SLURM_STEP_NUM_TASKS": "1"}) == (
+        "SLURM_STEP_NUM_TASKS", 1)
+    assert expected_rank_count({"SLURM_STEP_NUM_TASKS": "1", "OMPI_COMM_WORLD_SIZE": "2"}) == (
+        "OMPI_COMM_WORLD_SIZE", 2)
+    check_rank_count(2, ("SLURM_NTASKS", 2))
+    with pytest.raises(LaunchError, match="SLURM_NTASKS = 2 but MPI COMM_WORLD has 1 rank"):
+        check_rank_count(1, ("SLURM_NTASKS", 2))
+
+
+TDMRG = """
+chain: {n_sites: 16}
+layers: {n_p: 2, n_a: 2, fm_p_start: 6, spacer: 2}
+multi_electron: {n_electrons: 2, n_conf: 3, method: tebd}
+time: {t_end: 1.3164239138, dt_out: 0.6582119569}
+"""
+
+
+@pytest.mark.parametrize("sets,code,key", [
+    (["multi_electron.chi_start=1", "multi_electron.chi_max=1"], 1, "multi_electron.chi_start"),
+    (["time.dt_out=0.5", "time.t_end=1.0"], 2, "time.dt_out"),
+    (["multi_electron.trunc_cut=1e-3"], 0, None),      # 1e-3: a float, not the string "1e-3"
+    (["pulse.x0=500"], 0, None),                       # the packet is unused by tDMRG jobs
+])
+def test_tdmrg_errors_are_one_clean_line(cli, tmp_path, sets, code, key):
+    pytest.importorskip("tenpy")
+    job = tmp_path / "me.yaml"
+    job.write_text(TDMRG)
+    args = ["simulate", "--config", str(job), "--output", str(tmp_path / "me.nc")]
+    proc = cli(args + [a for s in sets for a in ("--set", s)], check=False)
+    assert proc.returncode == code, proc.stderr
+    if key is not None:
+        errors = [ln for ln in proc.stderr.splitlines() if "error" in ln.lower()]
+        assert len(errors) == 1 and errors[0].startswith("spinvalve: error: " + key), proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.mpi
+def test_tdmrg_job_under_mpiexec_is_refused(cli, tmp_path):
+    pytest.importorskip("tenpy")
+    job = tmp_path / "me.yaml"
+    job.write_text(TDMRG)
+    proc = cli(["simulate", "--config", str(job), "--output", str(tmp_path / "me.nc")], ranks=2,
+               check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "multi_electron: a tDMRG job runs on one MPI rank" in proc.stderr

@@ -8,6 +8,7 @@ import math
 import typing
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -122,3 +123,35 @@ def test_too_little_memory_is_rejected_before_computation(cli, tmp_path):
                 "--set", "numerics.memory_limit_gb=2", "-o", str(out)], check=False)
     assert proc.returncode == 2 and "numerics.memory_limit_gb" in proc.stderr
     assert not out.exists()
+
+
+def test_exponent_numbers_without_a_dot_are_floats(tmp_path):
+    """PyYAML (YAML 1.1) reads 1e-12 as a string; job files, --set values and mappings
+    read by another YAML 1.1 loader (Snakemake's --configfile) are all accepted."""
+    from spinvalve.config import load_yaml, yaml_numbers
+    path = tmp_path / "job.yaml"
+    path.write_text("multi_electron: {trunc_cut: 1e-12}\nnumerics: {tolerance: 1E-10}\n"
+                    "bath: {gamma: 2e-4}\ntime: {t_end: 0.6582119569, dt_out: 0.6582119569}\n")
+    assert yaml.safe_load(path.read_text())["multi_electron"]["trunc_cut"] == "1e-12"
+    cfg = load_config(path)
+    assert (cfg.multi_electron.trunc_cut, cfg.numerics.tolerance, cfg.bath.gamma) == (1e-12, 1e-10, 2e-4)
+    assert load_config({}, ["numerics.tolerance=3e-11"]).numerics.tolerance == 3e-11
+    assert load_config({"numerics": {"tolerance": "5e-9"}}).numerics.tolerance == 5e-9
+    assert load_yaml("[1e3, -2e-2, +1e+2, 1.5, 7, 1e, e5, '1e5']") == [1000.0, -0.02, 100.0, 1.5, 7,
+                                                                    "1e", "e5", "1e5"]
+    assert yaml_numbers({"a": ["1e-4", "x1e4", 3], "b": {"c": "2E5"}}) == {
+        "a": [1e-4, "x1e4", 3], "b": {"c": 2e5}}
+    with pytest.raises(ConfigError, match="numerics.tolerance: expected a number"):
+        load_config({"numerics": {"tolerance": "small"}})
+    with pytest.raises(ConfigError, match="layers.n_p: expected an integer"):
+        load_config({"layers": {"n_p": "4e0"}})
+
+
+def test_packet_centre_must_be_on_the_chain_only_where_it_is_used():
+    with pytest.raises(ConfigError, match="pulse.x0"):
+        load_config({"pulse": {"x0": 300.0}})
+    me = load_config({"pulse": {"x0": 300.0}, "chain": {"n_sites": 40},
+                      "layers": {"fm_p_start": 10},
+                      "time": {"t_end": 0.6582119569, "dt_out": 0.6582119569},
+                      "multi_electron": {"n_electrons": 2}})
+    assert me.pulse.x0 == 300.0

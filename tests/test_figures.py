@@ -420,3 +420,45 @@ def test_config_readme_documents_every_key():
                and k.split(".")[-1] not in ("job", "resources", "resources_by_spins")]
     missing += [k for k, _, _ in describe() if f"`{k}`" not in readme]
     assert not missing, f"add to config/README.md: {missing}"
+
+
+def _readme_job_keys() -> dict[str, tuple[str, str]]:
+    """``| `key` | `default` | meaning |`` rows of config/README.md's job-config table."""
+    rows = {}
+    for line in (REPO / "config" / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`") and cells[1].startswith("`"):
+            rows[cells[0].strip("`")] = (cells[1].strip("`"), cells[2])
+    return rows
+
+
+def _readme_value(text: str):
+    if "pi" in text:  # pi/2, [pi/6, pi/2]
+        return eval(text.replace("pi", "math.pi"), {"math": math, "__builtins__": {}})  # noqa: S307
+    from spinvalve.config import load_yaml
+    return load_yaml(text)
+
+
+def test_config_readme_defaults_and_units_are_the_code_s():
+    """Every job-config key's documented default equals the dataclass default, and every
+    unit the code's doc string names, e.g. "(eV)", is the README's."""
+    import re
+    from spinvalve.config import describe
+    rows = _readme_job_keys()
+    wrong = []
+    for key, default, doc in describe():
+        documented, meaning = rows[key]
+        value = _readme_value(documented)
+        if isinstance(default, tuple):
+            same = len(value) == len(default) and all(math.isclose(a, b) for a, b in zip(value, default))
+        elif isinstance(default, float):
+            same = isinstance(value, (int, float)) and math.isclose(value, default, rel_tol=1e-12)
+        else:
+            same = type(value) is type(default) and value == default
+        if not same:
+            wrong.append(f"{key}: README {documented!r}, code {default!r}")
+        for unit in re.findall(r"\((eV|fs|K|GB|1/site|hbar/gamma|0-based site)\)", doc):
+            if f"({unit})" not in meaning:
+                wrong.append(f"{key}: unit ({unit}) of the code not in the README: {meaning!r}")
+    assert not wrong, wrong
+    assert rows["multi_electron.method"][0] == "tebd" and "(eV)" in rows["multi_electron.well_depth"][1]

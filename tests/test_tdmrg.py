@@ -9,6 +9,7 @@ definitions of SPEC.md (Pauli electron spin density and localized spins).
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 
@@ -266,29 +267,54 @@ def test_tebd_agrees_with_tdvp(short_run):
 
 
 def test_dt_out_must_be_multiple_of_step():
-    cfg = load_config({**SMALL, "time": {"t_end": 1.0, "dt_out": 0.5}})
-    with pytest.raises(ValueError, match="time.dt_out"):
-        run_tdmrg(cfg)
+    from spinvalve.errors import ConfigError
+    with pytest.raises(ConfigError, match="time.dt_out"):
+        load_config({**SMALL, "time": {"t_end": 1.0, "dt_out": 0.5}})
+    cfg = load_config({**SMALL, "time": {"t_end": 2 * T_UNIT, "dt_out": T_UNIT}})
     assert step_fs(cfg) == pytest.approx(0.1 * HBAR)
 
 
-def test_checkpoint_resume(tmp_path, short_run):
-    ckpt = tmp_path / "job.ckpt"
-    cfg = small_cfg(4, checkpoint={"interval": 1e-9}, multi_electron={"method": "tdvp"})
+class StopAfter:
+    """A stop flag that 'receives SIGUSR1' after it has been polled ``n`` times."""
 
-    class Stop(Exception):
-        pass
+    def __init__(self, n):
+        self.n = n
 
-    def stop_at_2(t, info):
-        if t > 1.5 * T_UNIT:
-            raise Stop
+    @property
+    def raised(self):
+        self.n -= 1
+        return 10 if self.n < 0 else None
 
-    with pytest.raises(Stop):
-        run_tdmrg(cfg, progress=stop_at_2, checkpoint_path=ckpt)
-    assert ckpt.exists()
+
+def test_stopped_run_resumes_bit_for_bit(tmp_path, short_run):
+    """Stopped after the 2nd output time (checkpoint, Interrupted), resumed from TeNPy's
+    resume data: every variable equals the uninterrupted run's exactly."""
+    from mpi4py import MPI
+    from spinvalve.checkpoint import Checkpointer
+    from spinvalve.errors import Interrupted
+    cfg = small_cfg(4, multi_electron={"method": "tdvp"})  # checkpoint.interval: 600 s
+    ckpt = Checkpointer(tmp_path / "job.ckpt", cfg, MPI.COMM_SELF, log=None)
+    with pytest.raises(Interrupted) as stopped:
+        run_tdmrg(cfg, checkpointer=ckpt, stop=StopAfter(1), log=None)
+    assert stopped.value.code == 75
+    assert (tmp_path / "job.ckpt.s2.r0.npz").exists()
     seen = []
-    ds = run_tdmrg(cfg, progress=lambda t, info: seen.append(t), checkpoint_path=ckpt)
-    assert seen[0] == pytest.approx(2 * T_UNIT)  # resumed after the checkpoint at t = 1 unit
-    assert not ckpt.exists()
-    np.testing.assert_allclose(ds.spin_expectation, short_run.spin_expectation, atol=1e-10)
-    np.testing.assert_allclose(ds.entropy_half, short_run.entropy_half, atol=1e-10)
+    ds = run_tdmrg(cfg, progress=lambda t, info: seen.append(t), checkpointer=ckpt, log=None)
+    assert seen == pytest.approx([3 * T_UNIT, 4 * T_UNIT])  # only what was left
+    for name in ds.data_vars:
+        np.testing.assert_array_equal(ds[name].values, short_run[name].values, err_msg=name)
+
+
+def test_checkpoint_of_another_config_is_moved_aside(tmp_path):
+    from mpi4py import MPI
+    from spinvalve.checkpoint import Checkpointer
+    cfg = small_cfg(2, multi_electron={"method": "tebd"})
+    other = small_cfg(2, multi_electron={"method": "tebd", "well_depth": 1.5})
+    Checkpointer(tmp_path / "job.ckpt", other, MPI.COMM_SELF).save(1, {"stale": True}, [])
+    log = io.StringIO()
+    ckpt = Checkpointer(tmp_path / "job.ckpt", cfg, MPI.COMM_SELF, log=log)
+    ds = run_tdmrg(cfg, checkpointer=ckpt, log=None)
+    assert len(ds.time) == 3
+    assert "different config" in log.getvalue() and "moved aside" in log.getvalue()
+    assert sorted(p.name.split(".", 3)[-1] for p in tmp_path.iterdir()) == ["meta", "s1.r0.npz"]
+    assert all(".stale-" in p.name for p in tmp_path.iterdir())

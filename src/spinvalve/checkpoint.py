@@ -1,14 +1,29 @@
-"""Checkpoints of a running job: member states, output index and records so far.
+"""Checkpoints of a running job, the same for every family (closed, Gibbs, bath, tDMRG).
 
 Layout next to the output (or at ``checkpoint.path``)::
 
-    <base>.meta               pickle: config hash, rank count, step, records (rank 0)
-    <base>.s<step>.r<rank>.npz  this rank's local member arrays at that step
+    <base>.meta                 pickle: config hash, rank count, step, records (rank 0)
+    <base>.s<step>.r<rank>.npz  this rank's arrays at that step (and its pickled ``extra``)
 
-Every file is written under a temporary name and renamed; the meta file is
-renamed last, after a barrier, so it only ever points at complete state files.
-A checkpoint written by a different config (any key but ``checkpoint.*``) or a
-different number of MPI ranks is refused with :class:`CheckpointError`.
+``records`` is whatever the family needs on rank 0 to resume (observables so far, an
+MPS, ...); ``arrays`` are this rank's large arrays (member states, sums); ``extra`` is
+a small picklable object per rank (e.g. an output time whose measurement was
+interrupted, see docs/physics.md, "Checkpoints").
+
+Every file is written under a temporary name and renamed; the meta file is renamed
+last, after a barrier, so it only ever points at complete state files. Files are
+created with the process umask (mode ``0o666 & ~umask``).
+
+The config hash covers every key but ``checkpoint.*``. A checkpoint of a different
+config (a leftover after a config edit), or one that cannot be read, is *stale*: it is
+moved aside to ``<base>.stale-<timestamp>.*`` (never deleted) with a one-line message,
+and the job starts afresh. A checkpoint written by a different number of MPI ranks is
+refused with :class:`~spinvalve.errors.CheckpointError` (resume it with that many ranks,
+or move it away to discard it).
+
+:class:`StopFlag` turns SIGTERM / SIGUSR1 (what SLURM sends before the time limit) into
+a flag every family polls; a family that sees it writes a checkpoint and raises
+:class:`~spinvalve.errors.Interrupted` (exit status 75).
 """
 
 from __future__ import annotations
@@ -17,25 +32,21 @@ import glob
 import hashlib
 import os
 import pickle
+import re
 import signal
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .config import Checkpoint, JobConfig
+from .errors import EXIT_RESUMABLE, CheckpointError, Interrupted
 
-
-class CheckpointError(RuntimeError):
-    """A checkpoint exists but cannot be used for this job."""
-
-
-class Interrupted(SystemExit):
-    """SIGTERM/SIGUSR1 arrived: a checkpoint was written and the job stops (exit 75)."""
-
-    def __init__(self, message: str):
-        super().__init__(75)
-        self.message = message
+__all__ = ["Checkpointer", "Saved", "StopFlag", "config_hash", "CheckpointError", "Interrupted",
+           "EXIT_RESUMABLE"]
 
 
 def config_hash(cfg: JobConfig) -> str:
@@ -43,30 +54,65 @@ def config_hash(cfg: JobConfig) -> str:
     return hashlib.sha256(replace(cfg, checkpoint=Checkpoint()).to_yaml().encode()).hexdigest()
 
 
+class Saved(NamedTuple):
+    """What :meth:`Checkpointer.load` returns."""
+
+    step: int
+    records: Any          # the records rank 0 saved (on every rank)
+    arrays: list          # this rank's arrays
+    extra: Any            # this rank's extra object (None if none was saved)
+
+
+_EXTRA = "extra"
+
+
 class Checkpointer:
-    def __init__(self, base: str | Path, cfg: JobConfig, comm):
+    """Checkpoint files of one job at ``base`` over the communicator ``comm``.
+
+    ``log`` receives the one-line message when a stale checkpoint is moved aside
+    (rank 0; None: silent).
+    """
+
+    def __init__(self, base: str | Path, cfg: JobConfig, comm, log=sys.stderr):
         self.base = Path(base)
         self.comm = comm
         self.hash = config_hash(cfg)
         self.interval = cfg.checkpoint.interval
         self.meta = self.base.with_name(self.base.name + ".meta")
+        self.log = log
+        self._state_re = re.compile(re.escape(self.base.name) + r"\.s\d+\.r\d+\.npz(\.tmp\.npz)?")
 
     def _state_file(self, step: int, rank: int) -> Path:
         return self.base.with_name(f"{self.base.name}.s{step}.r{rank}.npz")
 
-    def save(self, step: int, records: list, arrays: list[np.ndarray]) -> None:
+    def _own_files(self) -> list[Path]:
+        """This checkpoint's state files (current, orphaned or temporary), never stale ones."""
+        parent = self.base.parent if str(self.base.parent) else Path(".")
+        return sorted(p for p in parent.iterdir() if self._state_re.fullmatch(p.name))
+
+    def save(self, step: int, records: Any, arrays: list[np.ndarray], extra: Any = None) -> None:
+        """Write this rank's ``arrays`` (and ``extra``) and, on rank 0, ``records``;
+        collective over ``comm``."""
         comm = self.comm
+        self.base.parent.mkdir(parents=True, exist_ok=True)
         target = self._state_file(step, comm.rank)
         tmp = target.with_name(target.name + ".tmp.npz")
-        np.savez(tmp, *arrays)
+        named = {f"arr_{n}": a for n, a in enumerate(arrays)}
+        if extra is not None:
+            named[_EXTRA] = np.frombuffer(pickle.dumps(extra, protocol=pickle.HIGHEST_PROTOCOL),
+                                          dtype=np.uint8)
+        np.savez(tmp, **named)
         os.replace(tmp, target)
         comm.Barrier()
         if comm.rank == 0:
-            old = self._read_meta()
+            try:
+                old = self._read_meta()
+            except Exception:  # noqa: BLE001 - an unreadable old meta is replaced anyway
+                old = None
             data = {"hash": self.hash, "ranks": comm.size, "step": step, "records": records}
             tmp = self.meta.with_name(self.meta.name + ".tmp")
             with open(tmp, "wb") as fh:
-                pickle.dump(data, fh)
+                pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.meta)
@@ -81,28 +127,74 @@ class Checkpointer:
         with open(self.meta, "rb") as fh:
             return pickle.load(fh)
 
-    def load(self) -> tuple[int, list, list[np.ndarray]] | None:
-        """(step, records, this rank's arrays) of the last checkpoint, or None."""
-        meta = self._read_meta() if self.comm.rank == 0 else None
-        meta = self.comm.bcast(meta, root=0)
+    def _check(self) -> tuple[dict | None, str | None]:
+        """(meta, None) of a usable checkpoint, (None, None) if there is none, or
+        (None, reason) of a stale one (rank 0)."""
+        try:
+            meta = self._read_meta()
+        except Exception as exc:  # noqa: BLE001 - any unreadable meta is stale
+            return None, f"cannot be read ({type(exc).__name__}: {exc})"
         if meta is None:
-            return None
-        if meta["hash"] != self.hash:
-            raise CheckpointError(f"{self.meta}: checkpoint of a different config; remove it "
-                                  "(or its siblings) to start afresh, or run the same config")
+            return None, None
+        if not isinstance(meta, dict) or meta.get("hash") != self.hash:
+            return None, "was written by a different config"
         if meta["ranks"] != self.comm.size:
             raise CheckpointError(f"{self.meta}: written by {meta['ranks']} MPI ranks, this run has "
-                                  f"{self.comm.size}; resume with {meta['ranks']} ranks")
+                                  f"{self.comm.size}; resume with {meta['ranks']} ranks, or move "
+                                  f"the checkpoint files {self.base}.* away to start afresh")
+        missing = [r for r in range(meta["ranks"]) if not self._state_file(meta["step"], r).exists()]
+        if missing:
+            return None, f"misses its state files of ranks {missing}"
+        return meta, None
+
+    def move_aside(self, reason: str) -> list[Path]:
+        """Rename every file of this checkpoint to ``<base>.stale-<timestamp>.<rest>``
+        (rank 0 only; nothing is deleted) and say so on ``log``. Returns the new paths."""
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        prefix, n = f"{self.base.name}.stale-{stamp}", 1
+        while any(self.base.parent.glob(f"{glob.escape(prefix)}.*")):
+            prefix, n = f"{self.base.name}.stale-{stamp}-{n}", n + 1
+        moved = []
+        tmp_meta = self.meta.with_name(self.meta.name + ".tmp")
+        for path in [self.meta, tmp_meta, *self._own_files()]:
+            if path.exists():
+                new = path.with_name(prefix + path.name[len(self.base.name):])
+                os.replace(path, new)
+                moved.append(new)
+        if self.log is not None and moved:
+            print(f"spinvalve: checkpoint {self.meta} {reason}; moved aside to "
+                  f"{self.base.parent / prefix}.*, starting afresh", file=self.log, flush=True)
+        return moved
+
+    def load(self) -> Saved | None:
+        """The last checkpoint (step, the records, this rank's arrays and extra; collective),
+        or None: no checkpoint, or a stale one (moved aside)."""
+        meta, stale, error = None, None, None
+        if self.comm.rank == 0:
+            try:
+                meta, stale = self._check()
+            except CheckpointError as exc:
+                error = exc
+            if stale is not None:
+                self.move_aside(stale)
+        meta, error = self.comm.bcast((meta, error), root=0)
+        if error is not None:
+            raise error    # on every rank
+        if meta is None:
+            return None
         with np.load(self._state_file(meta["step"], self.comm.rank)) as npz:
-            arrays = [npz[f"arr_{n}"] for n in range(len(npz.files))]
-        return meta["step"], meta["records"], arrays
+            n_arr = sum(1 for f in npz.files if f.startswith("arr_"))
+            arrays = [npz[f"arr_{n}"] for n in range(n_arr)]
+            extra = pickle.loads(npz[_EXTRA].tobytes()) if _EXTRA in npz.files else None
+        return Saved(meta["step"], meta["records"], arrays, extra)
 
     def remove(self) -> None:
         """Delete the checkpoint (after the output file was written), including state
-        files orphaned by a kill between writing a new checkpoint and deleting the old one."""
+        files orphaned by a kill between writing a new checkpoint and deleting the old one.
+        Stale checkpoints moved aside are kept."""
         self.comm.Barrier()
         if self.comm.rank == 0:
-            for path in self.base.parent.glob(f"{glob.escape(self.base.name)}.s*.r*.npz*"):
+            for path in self._own_files():
                 path.unlink(missing_ok=True)
             self.meta.unlink(missing_ok=True)
             self.meta.with_name(self.meta.name + ".tmp").unlink(missing_ok=True)
@@ -110,7 +202,11 @@ class Checkpointer:
 
 
 class StopFlag:
-    """Set by SIGTERM / SIGUSR1 (what SLURM sends before the time limit)."""
+    """Set by SIGTERM / SIGUSR1 (what SLURM sends before the time limit).
+
+    ``raised`` is the signal number once one arrived, else None. Every family polls
+    it between steps (and the closed-system measurement between its large blocks).
+    """
 
     SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 

@@ -1,7 +1,10 @@
 """Command line: ``spinvalve simulate | aggregate | plot | config``.
 
-One job per ``simulate`` call. Bad input exits with status 2 and a message
-naming the key or file, before any computation starts.
+One job per ``simulate`` call. Every error of :mod:`spinvalve.errors` is printed as
+one line naming the key or file: bad input (config, output path, MPI launch) exits
+with status 2 before any computation starts, a failed run (invariant drift, DMRG
+not converged, unusable checkpoint) with status 1. A job stopped by SIGTERM/SIGUSR1
+writes its checkpoint and exits with status 75; rerunning the command resumes it.
 """
 
 from __future__ import annotations
@@ -9,21 +12,30 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .config import ConfigError, load_config
+from .config import load_config
+from .errors import Interrupted, SpinvalveError
+
+
+def _error(exc: SpinvalveError) -> int:
+    """Print ``exc`` as the one line every CLI error is, return its exit status."""
+    print(f"spinvalve: error: {exc}", file=sys.stderr)
+    return exc.exit_code
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from .io import OutputError, check_writable
+    from .launch import check_rank_count, expected_rank_count
+    announced = expected_rank_count()   # before MPI initialises (it may set its own variables)
     try:
         cfg = load_config(args.config, args.set or [])
+        from .io import check_writable
         from .simulate import check_resources
         check_resources(cfg)
         check_writable(args.output)
-    except (ConfigError, OutputError) as exc:
-        print(f"spinvalve: error: {exc}", file=sys.stderr)
-        return 2
-    from .checkpoint import CheckpointError, Interrupted
-    from .simulate import InvariantError, reflection_warning, run_job
+        from mpi4py import MPI
+        check_rank_count(MPI.COMM_WORLD.size, announced or ("", MPI.COMM_WORLD.size))
+    except SpinvalveError as exc:
+        return _error(exc)
+    from .simulate import reflection_warning, run_job
     warning = reflection_warning(cfg)
     if warning:
         print(warning, file=sys.stderr)
@@ -32,18 +44,16 @@ def _simulate(args: argparse.Namespace) -> int:
     except Interrupted as exc:
         print(exc.message, file=sys.stderr)
         return exc.code
-    except (CheckpointError, InvariantError) as exc:
-        print(f"spinvalve: error: {exc}", file=sys.stderr)
-        return 1
+    except SpinvalveError as exc:
+        return _error(exc)
     return 0
 
 
 def _show_config(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config, args.set or [])
-    except ConfigError as exc:
-        print(f"spinvalve: error: {exc}", file=sys.stderr)
-        return 2
+    except SpinvalveError as exc:
+        return _error(exc)
     print(cfg.to_yaml(), end="")
     geo = cfg.geometry
     print(f"# whole chain: {geo.n_sites} sites (lead sites added: {geo.lead_left} left, "

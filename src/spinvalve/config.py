@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +18,42 @@ from typing import Any, Mapping
 
 import yaml
 
+from . import HBAR
+from .errors import ConfigError
 
-class ConfigError(ValueError):
-    """A configuration value is unknown, mistyped, out of range or inconsistent."""
+
+# ---------------------------------------------------------------------------
+# YAML: numbers like 1e-12 are floats (PyYAML follows YAML 1.1, which needs a dot)
+# ---------------------------------------------------------------------------
+
+#: A YAML 1.2 float that YAML 1.1 (PyYAML) reads as a string: an exponent without a dot,
+#: ``1e-12``, ``-2E5``, ``+3e+2``.
+_EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$")
+
+
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that also reads ``1e-12`` (no dot) as a float, as YAML 1.2 does."""
+
+
+YamlLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
+
+
+def load_yaml(text_or_stream) -> Any:
+    """Parse YAML with :class:`YamlLoader`; every config reader of the package uses it."""
+    return yaml.load(text_or_stream, Loader=YamlLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def yaml_numbers(tree: Any) -> Any:
+    """A copy of a parsed YAML tree with every string that is a YAML 1.2 float without
+    a dot (``"1e-12"``) turned into a float: for trees read by another YAML 1.1 loader
+    (e.g. Snakemake's ``--configfile``) before they are validated as numbers."""
+    if isinstance(tree, Mapping):
+        return {k: yaml_numbers(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [yaml_numbers(v) for v in tree]
+    if isinstance(tree, str) and _EXPONENT_FLOAT.match(tree):
+        return float(tree.replace("_", ""))
+    return tree
 
 
 def _f(default: Any, *, lo: float | None = None, lo_open: bool = False,
@@ -233,6 +267,8 @@ def _check_scalar(key: str, value: Any, typ: Any, meta: Mapping) -> Any:
             else:
                 raise ConfigError(f"{key}: expected an integer, got {value!r}")
     elif typ is float:
+        if isinstance(value, str) and _EXPONENT_FLOAT.match(value.strip()):
+            value = float(value.strip().replace("_", ""))  # "1e-12" from a YAML 1.1 reader
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         value = float(value)
@@ -296,7 +332,8 @@ def _check_geometry(cfg: JobConfig) -> None:
         raise ConfigError(
             f"layers: FM_a ends on site {lay.fm_a_start + lay.n_a - 1} but chain.n_sites = {L} "
             "(fm_p_start + n_p + spacer + n_a must be <= n_sites)")
-    if not 0 <= cfg.pulse.x0 <= L - 1:
+    if cfg.multi_electron is None and not 0 <= cfg.pulse.x0 <= L - 1:
+        # the packet of single-electron jobs; the tDMRG electrons start in the well instead
         raise ConfigError(f"pulse.x0: {cfg.pulse.x0} is off the chain [0, {L - 1}]")
     if cfg.time.n_out < 1 or not math.isclose(cfg.time.n_out * cfg.time.dt_out, cfg.time.t_end,
                                               rel_tol=1e-9, abs_tol=1e-12):
@@ -313,6 +350,15 @@ def _check_geometry(cfg: JobConfig) -> None:
         if me.n_electrons > 2 * me.n_conf:
             raise ConfigError(f"multi_electron.n_electrons: {me.n_electrons} electrons do not fit "
                               f"in the well of multi_electron.n_conf = {me.n_conf} sites")
+        step = me.dt * HBAR / cfg.chain.hopping
+        ratio = cfg.time.dt_out / step
+        n = int(round(ratio))
+        if n < 1 or abs(ratio - n) > 1e-6 * max(1.0, ratio):
+            n = max(1, n)
+            raise ConfigError(
+                f"time.dt_out: {cfg.time.dt_out} fs is not a multiple of the tDMRG step "
+                f"multi_electron.dt * hbar / gamma = {step:.10g} fs; use e.g. "
+                f"time.dt_out = {n * step:.10g} ({n} steps)")
     if cfg.bath is not None and cfg.temperature.gibbs > 0:
         raise ConfigError("temperature.gibbs: a Gibbs initial state with a bath is not supported; "
                           "set temperature.gibbs to 0 or remove the bath section")
@@ -329,7 +375,7 @@ def load_config(source: Mapping | str | Path | None = None,
     elif isinstance(source, (str, Path)):
         path = Path(source)
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = load_yaml(path.read_text()) or {}
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from exc
         except yaml.YAMLError as exc:
@@ -353,7 +399,7 @@ def load_config(source: Mapping | str | Path | None = None,
                 raise ConfigError(f"{key}: {part} is not a section")
             node = nxt
         try:
-            node[parts[-1]] = yaml.safe_load(value)
+            node[parts[-1]] = load_yaml(value)
         except yaml.YAMLError as exc:
             raise ConfigError(f"{key}: value {value!r} is not valid YAML") from exc
     cfg = _build(JobConfig, raw, "")

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import xarray as xr
 
 from . import __version__
 from .config import JobConfig
-
-
-class OutputError(OSError):
-    """The output file cannot be written (path, permissions, disk full)."""
+from .errors import OutputError
 
 
 def git_revision() -> str:
@@ -62,8 +61,46 @@ def check_writable(path: str | Path) -> Path:
     return path
 
 
+def umask() -> int:
+    """The process umask (read without changing it where /proc tells it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # no other way to read it: set and restore at once
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode ``open()`` gives a new file: ``0o666 & ~umask``."""
+    return 0o666 & ~umask()
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it gets the mode of a file
+    created with the umask (not mkstemp's 0600, so co-workers sharing a project
+    directory can read results) and is renamed onto ``path``; on failure it is removed
+    and any previous file at ``path`` is left untouched."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix + ".tmp",
+                               dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_dataset(ds: xr.Dataset, path: str | Path) -> Path:
-    """Write ``ds`` to ``path`` atomically: temporary file in the same directory, then rename.
+    """Write ``ds`` to ``path`` atomically (:func:`atomic_output`: temporary file in the
+    same directory, mode from the umask, then rename).
 
     Complex variables are split into ``<name>_real`` / ``<name>_imag``. A failure
     leaves any previous file at ``path`` untouched and removes the temporary file.
@@ -77,14 +114,11 @@ def write_dataset(ds: xr.Dataset, path: str | Path) -> Path:
             out[f"{name}_real"] = var.real.assign_attrs(attrs, long_name=f"{attrs.get('long_name', name)} (real part)")
             out[f"{name}_imag"] = var.imag.assign_attrs(attrs, long_name=f"{attrs.get('long_name', name)} (imaginary part)")
             out = out.drop_vars(name)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        out.to_netcdf(tmp, engine="netcdf4")
-        os.replace(tmp, path)
-    except Exception as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise OutputError(f"{path}: writing failed ({exc})") from exc
-        raise
+        with atomic_output(path) as tmp:
+            out.to_netcdf(tmp, engine="netcdf4")
+    except OSError as exc:
+        if isinstance(exc, OutputError):
+            raise
+        raise OutputError(f"{path}: writing failed ({exc})") from exc
     return path

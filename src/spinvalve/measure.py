@@ -24,20 +24,32 @@ import contextlib
 import numpy as np
 
 from . import lapack
-from .entanglement import entropies, entropies_fast, negativity, negativity_fast
+from .entanglement import (BlockProgress, MeasurementInterrupted, entropies, entropies_fast,
+                           negativity, negativity_fast)
 from .magnons import magnon_probabilities, reachable_configurations, w_state_probability
 from .qfi import qfi_bound, qfi_exact, qfi_exact_fast, sz_moments
 from .reduced import BlockDensityMatrix
+
+__all__ = ["derived", "BlockProgress", "MeasurementInterrupted", "THREADED_MIN"]
 
 #: The fast path runs with one BLAS thread when no charge block reaches this size.
 THREADED_MIN = 1000
 
 
 def derived(rho: BlockDensityMatrix, positions: np.ndarray, k_values, *, negativity_max_dim: int,
-            qfi_exact_max_dim: int, with_negativity: bool = True, reference: bool = False) -> dict:
+            qfi_exact_max_dim: int, with_negativity: bool = True, reference: bool = False,
+            blocks: BlockProgress | None = None) -> dict:
     """Observables of rho_FM: entropy_p/_a/_pa, mutual_information, log_negativity,
     negativity_by_imbalance, magnon_probability, w_state_probability, qfi_bound,
-    qfi_exact, sz (<sigma^z_i>, Pauli units), trace_rho, hermiticity_error, reachable."""
+    qfi_exact, sz (<sigma^z_i>, Pauli units), trace_rho, hermiticity_error, reachable.
+
+    ``blocks`` (fast path): checked for the stop flag before the measurement and before
+    every large charge-imbalance block of the negativity, which raises
+    :class:`~spinvalve.entanglement.MeasurementInterrupted`; the blocks finished so far
+    stay in ``blocks.done`` and a call with the same ``blocks`` continues from them.
+    """
+    if blocks is not None:
+        blocks.check()
     if reference:
         small = max((min(f.shape) for f in rho.factors.values()), default=0) < 1000
         with lapack.blas_threads(1) if small else contextlib.nullcontext():
@@ -45,9 +57,11 @@ def derived(rho: BlockDensityMatrix, positions: np.ndarray, k_values, *, negativ
                             with_negativity, entropies, negativity, qfi_exact)
     big = max((f.shape[0] for f in rho.factors.values()), default=0) >= THREADED_MIN
     rho.diagonals()  # cached: magnons, moments and the QFI bound read it
+    neg = negativity_fast if blocks is None else (
+        lambda r, max_dim: negativity_fast(r, max_dim, blocks=blocks))
     with contextlib.nullcontext() if big else lapack.blas_threads(1):
         return _derived(rho, positions, k_values, negativity_max_dim, qfi_exact_max_dim,
-                        with_negativity, entropies_fast, negativity_fast, qfi_exact_fast)
+                        with_negativity, entropies_fast, neg, qfi_exact_fast)
 
 
 def _derived(rho, positions, k_values, neg_max, qfi_max, with_negativity, ent, neg, qfi) -> dict:

@@ -21,13 +21,10 @@ from scipy.special import jv
 
 from . import HBAR
 from .config import Numerics
+from .errors import PropagationError
 from .hamiltonian import HamiltonianShell
 
 INTEGRATORS: dict[str, type] = {}
-
-
-class PropagationError(RuntimeError):
-    """A propagator did not converge or produced a non-finite state."""
 
 
 def register(name: str) -> Callable[[type], type]:

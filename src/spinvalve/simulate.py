@@ -40,43 +40,12 @@ from .ensemble import Ensemble, Member, build_ensemble, packet
 from .hamiltonian import HamiltonianShell, Model
 from .io import provenance, write_dataset
 from .propagate import make_propagator
+from .entanglement import BlockProgress, MeasurementInterrupted
 from .reduced import DENSE_LIMIT, BlockDensityMatrix, FactorGather
 from .basis import Sector
-from .checkpoint import Checkpointer, Interrupted, StopFlag
-
-
-
-
-class Progress:
-    """Progress lines (time reached, step, elapsed, ETA) at most every 10 s on stderr;
-    a single updating line when stderr is a terminal."""
-
-    def __init__(self, n_out: int, dt: float, stream):
-        self.n_out, self.dt, self.stream = n_out, dt, stream
-        self.t0 = self.last = wallclock.monotonic()
-        self.tty = bool(stream is not None and hasattr(stream, "isatty") and stream.isatty())
-
-    def update(self, n: int, start: int) -> None:
-        if self.stream is None:
-            return
-        now = wallclock.monotonic()
-        if not (self.tty or now - self.last > 10 or n == self.n_out):
-            return
-        done = (n - start) / max(self.n_out - start, 1)
-        eta = (now - self.t0) / done * (1 - done) if done > 0 else float("nan")
-        line = (f"spinvalve: t = {n * self.dt:.2f} / {self.n_out * self.dt:.2f} fs, step {n}/{self.n_out}, "
-                f"elapsed {now - self.t0:.1f} s, eta {eta:.1f} s")
-        if self.tty:
-            bar = "#" * int(30 * n / self.n_out)
-            print(f"\r[{bar:<30}] {line}", end="\n" if n == self.n_out else "",
-                  file=self.stream, flush=True)
-        else:
-            print(line, file=self.stream, flush=True)
-        self.last = now
-
-
-class InvariantError(RuntimeError):
-    """A conserved quantity drifted beyond numerics.invariant_tolerance."""
+from .checkpoint import Checkpointer, StopFlag
+from .errors import Interrupted, InvariantError, LaunchError
+from .progress import Progress
 
 
 @dataclass
@@ -160,6 +129,10 @@ class Engine:
         self._records: dict[int, dict] = {}  # observables this rank computed (rank 0: all, after a merge)
         self._first: dict | None = None     # reference values of the invariant checks
         self._failure: InvariantError | None = None
+        # output times whose measurement the stop flag interrupted on this rank:
+        # index -> (rho_FM, scalars, BlockProgress); saved with the checkpoint
+        self._unfinished: dict[int, tuple] = {}
+        self._stop = None                   # callable: the stop flag was raised
 
     # -- one output time -------------------------------------------------------------
     def _parts(self):
@@ -233,7 +206,9 @@ class Engine:
 
     def measure(self, index: int = 0, flags=(0, 0, 0)) -> tuple[dict, np.ndarray]:
         """Observables of the ensemble at the current time (identical on every rank)
-        and the flags summed over the ranks; rank 0 measures while the others wait."""
+        and the flags summed over the ranks; rank 0 measures while the others wait.
+        Observables None: the stop flag interrupted rank 0's measurement (kept in
+        ``_unfinished``)."""
         from mpi4py import MPI
         small = self._small(flags)
         self.world.Allreduce(MPI.IN_PLACE, small)
@@ -245,7 +220,7 @@ class Engine:
         else:
             rho = FactorGather(self.model.layers, list(self._parts()), self._heads, self.world, 0,
                                buffered=False).wait()
-        obs = self.observables(rho, *scal, index=index) if rho is not None else None
+        obs = self._observe(rho, scal, index) if rho is not None else None
         return self.world.bcast(obs, root=0), small[:N_FLAGS]
 
     def _post(self, index: int, flags) -> None:
@@ -293,14 +268,40 @@ class Engine:
             self._first = {"energy": scal[1], "sz_total": scal[2] + scal[3]}
         if index % self.world.size == self.world.rank:
             rho = rho if rho is not None else self._unpack(blocks.sum(axis=0))
-            obs = self.observables(rho, *scal[:3], index=index)
+            obs = self._observe(rho, scal[:3], index)
             del rho
-            self._records[index] = obs
-            try:
-                self.check_invariants(obs, self._first, index * self.cfg.time.dt_out)
-            except InvariantError as exc:
-                self._failure = self._failure or exc
+            if obs is not None:
+                self._record(index, obs)
         return total[:N_FLAGS]
+
+    def _record(self, index: int, obs: dict) -> None:
+        """Keep and check the observables this rank measured (in-turn measurement)."""
+        self._records[index] = obs
+        try:
+            self.check_invariants(obs, self._first, index * self.cfg.time.dt_out)
+        except InvariantError as exc:
+            self._failure = self._failure or exc
+
+    def _observe(self, rho: BlockDensityMatrix, scal, index: int,
+                 blocks: BlockProgress | None = None) -> dict | None:
+        """Observables of output time ``index``, or None when the stop flag interrupted
+        the measurement: then rho_FM as it was handed over (factors and the caches made
+        with it), the scalars and the finished charge-imbalance blocks are kept in
+        ``_unfinished`` for the checkpoint, and a resumed run finishes the measurement
+        from them (the same numbers as an uninterrupted run)."""
+        if self._stop is None and blocks is None:
+            return self.observables(rho, *scal, index=index)
+        blocks = blocks or BlockProgress()
+        blocks.stop = self._stop
+        handed = {k: dict(v) if isinstance(v, dict) else v for k, v in rho.__dict__.items()}
+        try:
+            return self.observables(rho, *scal, index=index, blocks=blocks)
+        except MeasurementInterrupted:
+            kept = BlockDensityMatrix.__new__(BlockDensityMatrix)
+            kept.__dict__.update(handed)
+            blocks.stop = None
+            self._unfinished[index] = (kept, tuple(float(x) for x in scal), blocks)
+            return None
 
     def _drain(self) -> None:
         """Finish every output time in flight; raise on every rank if any rank's check failed."""
@@ -309,19 +310,47 @@ class Engine:
         if self.world.allreduce(int(self._failure is not None)):
             raise self._failure or InvariantError("an invariant drifted (reported by another rank)")
 
-    def _merged_records(self) -> list[dict]:
-        """Every rank's records, in time order, on every rank (they are small)."""
+    def _merged(self) -> dict[int, dict]:
+        """Every rank's records by output index, on every rank (they are small)."""
         parts = self.world.allgather(self._records)
         merged = {n: obs for part in parts for n, obs in part.items()}
         self._records = merged if self.world.rank == 0 else {}
-        return [merged[n] for n in sorted(merged)]
+        return dict(sorted(merged.items()))
+
+    def _merged_records(self) -> list[dict]:
+        """Every rank's records, in time order, on every rank."""
+        return list(self._merged().values())
+
+    def _save(self, checkpointer: Checkpointer, n: int) -> None:
+        """Checkpoint at output time ``n`` (states after it): the records, the invariant
+        references and every rank's interrupted measurements."""
+        checkpointer.save(n, {"records": self._merged(), "first": self._first},
+                          [st.local for st in self.states], extra=self._unfinished or None)
+
+    def _resume(self, saved) -> int:
+        """Restore a checkpoint and finish the measurements it interrupted; the output
+        time of its states."""
+        for st in self.states:  # pop: no state-sized copy stays referenced for the run
+            st.local[...] = saved.arrays.pop(0)
+        self._records = dict(saved.records["records"]) if self.world.rank == 0 else {}
+        self._first = saved.records["first"]
+        for index, (rho, scal, blocks) in sorted((saved.extra or {}).items()):
+            obs = self._observe(rho, scal, index, blocks)
+            if obs is not None:
+                self._first = self._first or obs   # blocking measurement of output time 0
+                self._record(index, obs)
+        firsts = [f for f in self.world.allgather(self._first) if f is not None]
+        self._first = firsts[0] if firsts else None
+        if self.world.allreduce(int(self._failure is not None)):
+            raise self._failure or InvariantError("an invariant drifted (reported by another rank)")
+        return saved.step
 
     #: True: every output time measured by the original block functions, the tested
     #: reference of the default fast path (measure.derived; benchmarks compare the two)
     reference_observables = False
 
     def observables(self, rho: BlockDensityMatrix, norm: float, energy: float, sz_e: float,
-                    index: int = 0) -> dict:
+                    index: int = 0, blocks: BlockProgress | None = None) -> dict:
         """All observables of one time (measure.derived, which picks the BLAS threads)."""
         cfg, N = self.cfg, self.model.n_spins
         obs = measure.derived(rho, np.array(self.model.spin_sites, dtype=float),
@@ -329,7 +358,7 @@ class Engine:
                               negativity_max_dim=cfg.observables.negativity_max_dim,
                               qfi_exact_max_dim=cfg.observables.qfi_exact_max_dim,
                               with_negativity=index % cfg.observables.negativity_stride == 0,
-                              reference=self.reference_observables)
+                              reference=self.reference_observables, blocks=blocks)
         spin = np.zeros((N, 3))
         spin[:, 2] = obs.pop("sz")
         obs.update({"electron_spin": np.array([0.0, 0.0, sz_e]), "spin_expectation": spin,
@@ -354,17 +383,18 @@ class Engine:
         n_out, dt = cfg.time.n_out, cfg.time.dt_out
         start, resumed = 0, False
         if checkpointer is not None:
+            self._stop = lambda: stop is not None and stop.raised is not None
             saved = checkpointer.load()
             if saved is not None:
-                start, records, arrays = saved
-                del saved
-                for st in self.states:  # pop: no state-sized copy stays referenced for the run
-                    st.local[...] = arrays.pop(0)
-                self._first, resumed = records[0], True
-                self._records = dict(enumerate(records)) if self.world.rank == 0 else {}
                 if self.world.rank == 0 and log is not None:
-                    print(f"spinvalve: resuming from checkpoint at t = {start * dt} fs",
+                    print(f"spinvalve: resuming from checkpoint at t = {saved.step * dt} fs",
                           file=log, flush=True)
+                start, resumed = self._resume(saved), True
+                del saved
+                if self.world.allreduce(len(self._unfinished)):  # stopped again meanwhile
+                    self._save(checkpointer, start)
+                    raise Interrupted(f"spinvalve: signal received, checkpoint written at "
+                                      f"t = {start * dt} fs; rerun the same command to resume")
         last_ckpt = wallclock.monotonic()
         progress = Progress(n_out, dt, log if self.world.rank == 0 else None)
         for n in range(start + 1 if resumed else 0, n_out + 1):
@@ -382,23 +412,30 @@ class Engine:
                 summed = self._complete() if len(self._pending) > 1 else np.zeros(N_FLAGS)
             else:
                 obs, summed = self.measure(n, flags)
-                self._first = self._first or obs
-                self.check_invariants(obs, self._first, n * dt)
-                if self.world.rank == 0:
-                    self._records[n] = obs
+                if obs is None:  # the stop flag interrupted rank 0's measurement
+                    summed[STOP] = 1
+                else:
+                    self._first = self._first or obs
+                    self.check_invariants(obs, self._first, n * dt)
+                    if self.world.rank == 0:
+                        self._records[n] = obs
             self.seconds["observables"] += wallclock.monotonic() - t_obs
             progress.update(n, start)
             if summed[FAILED]:
                 self._drain()  # raises on every rank
             if checkpointer is not None and n < n_out and (summed[STOP] or summed[DUE]):
                 self._drain()
-                checkpointer.save(n, self._merged_records(), [st.local for st in self.states])
+                self._save(checkpointer, n)
                 last_ckpt = wallclock.monotonic()
                 if summed[STOP]:
                     raise Interrupted(f"spinvalve: signal received, checkpoint written at "
                                       f"t = {n * dt} fs; rerun the same command to resume")
         t_obs = wallclock.monotonic()
         self._drain()
+        if checkpointer is not None and self.world.allreduce(len(self._unfinished)):
+            self._save(checkpointer, n_out)  # a measurement of the last output times stopped
+            raise Interrupted(f"spinvalve: signal received, checkpoint written at "
+                              f"t = {n_out * dt} fs; rerun the same command to resume")
         records = self._merged_records()
         self.seconds["observables"] += wallclock.monotonic() - t_obs
         self.seconds = {k: self.world.allreduce(v, op=_max_op()) for k, v in self.seconds.items()}
@@ -529,37 +566,50 @@ def reflection_warning(cfg: JobConfig) -> str | None:
             f"observables are the finite chain's{hint}")
 
 
-def checkpoint_base(cfg: JobConfig, output: str | Path) -> Path:
-    return Path(cfg.checkpoint.path) if cfg.checkpoint.path else Path(str(output) + ".ckpt")
+def checkpoint_base(cfg: JobConfig, output: str | Path | None) -> Path | None:
+    """``checkpoint.path``, else ``<output>.ckpt``; None without either (no checkpoints)."""
+    if cfg.checkpoint.path:
+        return Path(cfg.checkpoint.path)
+    return None if output is None else Path(str(output) + ".ckpt")
 
 
-def run_job(cfg: JobConfig, output: str | Path) -> xr.Dataset:
-    """Run one job and write its NetCDF file (rank 0) atomically.
+def run_job(cfg: JobConfig, output: str | Path | None, log=sys.stderr) -> xr.Dataset:
+    """Run one job of any family and write its NetCDF file (rank 0) atomically.
 
-    Resumes from a checkpoint of the same config next to the output; SIGTERM or
-    SIGUSR1 writes a checkpoint and exits with status 75.
+    ``output`` None: nothing is written (the Python API, :func:`spinvalve.run`).
+    Returns the dataset (the bath family: on rank 0, None elsewhere). Resumes from a checkpoint of the same config next to
+    the output or at ``checkpoint.path`` (a stale one, from another config, is moved
+    aside; neither given: no checkpoints); SIGTERM or SIGUSR1 writes a checkpoint and
+    raises :class:`~spinvalve.errors.Interrupted` (exit status 75). Multi-electron
+    (tDMRG) jobs run on one MPI rank (TeNPy threads through BLAS).
     """
     from mpi4py import MPI
     from slepc4py import SLEPc  # noqa: F401  (initialise SLEPc on every rank: its finalize is collective)
     kernels.allow_mmap_malloc()
     world = MPI.COMM_WORLD
+    base = checkpoint_base(cfg, output)
     if cfg.multi_electron is not None:
+        if world.size > 1:
+            raise LaunchError(f"multi_electron: a tDMRG job runs on one MPI rank, this run has "
+                              f"{world.size}; start it without mpiexec/srun -n (TeNPy uses "
+                              "BLAS threads)")
         from .tdmrg import run_tdmrg
-        ds = (run_tdmrg(cfg, checkpoint_path=checkpoint_base(cfg, output))
-              if world.rank == 0 else None)
-        ckpt = None
+        ckpt = Checkpointer(base, cfg, MPI.COMM_SELF, log=log) if base is not None else None
+        with StopFlag() as stop:
+            ds = run_tdmrg(cfg, checkpointer=ckpt, stop=stop, log=log)
     elif cfg.bath is not None:
         from .opensystem import run_open
-        ckpt = Checkpointer(checkpoint_base(cfg, output), cfg, world)
+        ckpt = Checkpointer(base, cfg, world, log=log) if base is not None else None
         with StopFlag() as stop:
-            ds = run_open(cfg, world, checkpointer=ckpt, stop=stop)
+            ds = run_open(cfg, world, log=log, checkpointer=ckpt, stop=stop)
     else:
-        ckpt = Checkpointer(checkpoint_base(cfg, output), cfg, world)
+        ckpt = Checkpointer(base, cfg, world, log=log) if base is not None else None
         with StopFlag() as stop:
-            ds = Engine(cfg, world).run(checkpointer=ckpt, stop=stop)
-    if world.rank == 0:
+            ds = Engine(cfg, world).run(log=log, checkpointer=ckpt, stop=stop)
+    if ds is not None:
         ds = with_geometry(ds, cfg)
         ds.attrs.update(provenance(cfg, world.size))
+    if world.rank == 0 and output is not None:
         write_dataset(ds, output)
     if ckpt is not None:
         ckpt.remove()

@@ -24,6 +24,7 @@ import xarray as xr
 import yaml
 
 from .. import __version__
+from ..errors import AggregationError
 from ..io import git_revision, write_dataset
 from .jobs import FAMILIES
 
@@ -43,10 +44,6 @@ SWEEP_COORDS = {
 }
 
 
-class AggregationError(ValueError):
-    """Job files do not fit together (missing variable, duplicate sweep point)."""
-
-
 # ---------------------------------------------------------------------------
 # reading
 # ---------------------------------------------------------------------------
@@ -64,7 +61,8 @@ def job_config(ds: xr.Dataset) -> dict:
     text = ds.attrs.get("config")
     if not text:
         raise AggregationError(f"{ds.attrs.get('_source_file', '?')}: no 'config' attribute")
-    return yaml.safe_load(text) or {}
+    from ..config import load_yaml
+    return load_yaml(text) or {}
 
 
 def sweep_point(ds: xr.Dataset) -> dict[str, Any]:

@@ -18,10 +18,11 @@ from .jobs import FIGURES
 
 
 def _aggregate(args: argparse.Namespace) -> int:
-    from .aggregate import AggregationError, write_bath_merge, write_figure_data
-    from ..io import OutputError
+    from .aggregate import write_bath_merge, write_figure_data
+    from ..config import load_yaml
+    from ..errors import AggregationError, SpinvalveError
     try:
-        settings = yaml.safe_load(args.settings) if args.settings else {}
+        settings = load_yaml(args.settings) if args.settings else {}
         if args.figure == "bath_batches":
             if not args.bath:
                 raise AggregationError("bath_batches: give the batch files with --bath")
@@ -31,20 +32,21 @@ def _aggregate(args: argparse.Namespace) -> int:
                       "bath": args.bath or [], "multi_electron": args.multi_electron or [],
                       "boundary": args.boundary or []}
             write_figure_data(args.figure, inputs, args.output, settings)
-    except (AggregationError, OutputError, FileNotFoundError, yaml.YAMLError) as exc:
+    except (SpinvalveError, FileNotFoundError, yaml.YAMLError) as exc:
         print(f"spinvalve aggregate: error: {exc}", file=sys.stderr)
         return 2
     return 0
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from .plot import PlotError, draw, save
+    from .plot import draw, save
+    from ..errors import SpinvalveError
     try:
         fig = draw(args.figure, args.data, args.time_unit)
-    except (PlotError, FileNotFoundError) as exc:
+        save(fig, args.output, dpi=args.dpi)
+    except (SpinvalveError, FileNotFoundError) as exc:
         print(f"spinvalve plot: error: {exc}", file=sys.stderr)
         return 2
-    save(fig, args.output, dpi=args.dpi)
     return 0
 
 

@@ -51,6 +51,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from ..config import ConfigError, load_config
+from ..errors import PipelineConfigError
 from .catalog import FIGURES  # noqa: F401  (re-exported: the workflow's figure list)
 
 FAMILIES = ("closed", "gibbs", "bath", "multi_electron", "boundary")
@@ -73,10 +74,6 @@ COUPLING_KEYS = {"couplings": "gamma", "cutoffs": "omega_max"}
 
 #: Families whose figures must not show chain-end reflections (reflection_time > t_end).
 REFLECTION_FREE = ("closed", "gibbs", "bath")
-
-
-class PipelineConfigError(ValueError):
-    """The workflow config is malformed; the message names the offending key."""
 
 
 # ---------------------------------------------------------------------------

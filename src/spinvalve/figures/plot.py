@@ -10,8 +10,6 @@ data yet says so instead of failing.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -23,12 +21,10 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from .. import HBAR  # noqa: E402
+from ..errors import PlotError  # noqa: E402
+from ..io import atomic_output  # noqa: E402
 
 TIME_UNITS = ("fs", "hbar_over_gamma")
-
-
-class PlotError(ValueError):
-    """The dataset cannot be drawn (unknown figure or time unit)."""
 
 
 # ---------------------------------------------------------------------------
@@ -215,14 +211,8 @@ def save(fig, outputs: Sequence[str | Path], dpi: int = 150) -> list[Path]:
     for out in outputs:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
-        os.close(fd)
-        try:
+        with atomic_output(out) as tmp:  # mode from the umask, renamed when complete
             fig.savefig(tmp, dpi=dpi, format=out.suffix.lstrip(".") or None)
-            os.replace(tmp, out)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         done.append(out)
     plt.close(fig)
     return done

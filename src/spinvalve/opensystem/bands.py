@@ -30,6 +30,7 @@ import xarray as xr
 
 from .. import HBAR
 from .. import dense
+from ..errors import CombineError, InvariantError
 
 N_BATCHES = 20
 N_BOOTSTRAP = 200
@@ -48,10 +49,6 @@ LONG_NAMES = {
     "qfi_exact": ("1", "exact mixed-state QFI density"),
 }
 EXTRA_DIMS = {"magnon_probability": ("magnons",), "qfi_bound": ("k",), "qfi_exact": ("k",)}
-
-
-class CombineError(ValueError):
-    """Trajectory slices that cannot be combined (different problems or overlapping indices)."""
 
 
 def band_time_indices(n_times: int, n_spins: int, n_batches: int = N_BATCHES,
@@ -220,7 +217,6 @@ def to_dataset(sums: TrajectorySums, meta: dict, n_boot: int = N_BOOTSTRAP,
     Raises InvariantError when the trace or hermiticity of the averaged rho_FM
     drifts beyond the tolerance.
     """
-    from ..simulate import InvariantError
     n = sums.n_trajectories
     if n == 0:
         raise CombineError("no trajectories")

@@ -462,7 +462,7 @@ def run_open(cfg: JobConfig, world=None, log=sys.stderr, checkpointer=None, stop
     trajectory i depends only on (seed, i), so the result is unchanged.
     """
     from mpi4py import MPI
-    from ..checkpoint import Interrupted
+    from ..errors import Interrupted
     world = world if world is not None else MPI.COMM_WORLD
     runner = TrajectoryRunner(cfg, MPI.COMM_SELF)
     tr = runner.traj
@@ -472,7 +472,7 @@ def run_open(cfg: JobConfig, world=None, log=sys.stderr, checkpointer=None, stop
     if checkpointer is not None:
         saved = checkpointer.load()
         if saved is not None:
-            start, _, arrays = saved
+            start, arrays = saved.step, saved.arrays
             _restore_sums(runner, arrays)
             if log is not None and world.rank == 0:
                 print(f"spinvalve: resuming after {start} rounds of trajectories", file=log, flush=True)

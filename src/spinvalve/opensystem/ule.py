@@ -38,11 +38,8 @@ from scipy.special import bernoulli
 
 from .. import K_B
 from ..config import Bath
+from ..errors import SeriesError
 from ..hamiltonian import Model
-
-
-class SeriesError(ValueError):
-    """The Eq. 18 series is undefined (T_bb = 0: sqrt(J) is not analytic at 0)."""
 
 
 # ---------------------------------------------------------------------------

@@ -18,13 +18,8 @@ the config step ``multi_electron.dt`` is in hbar/gamma, i.e. dt_fs = dt * hbar /
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import os
-import pickle
-import tempfile
+import sys
 import time as _time
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -34,47 +29,31 @@ from tenpy.algorithms.tdvp import TwoSiteTDVPEngine
 from tenpy.algorithms.tebd import TEBDEngine
 from tenpy.algorithms.truncation import TruncationError
 from tenpy.networks.mps import MPS
+from tenpy.tools.misc import TenpyInconsistencyError
 from tenpy.tools.optimization import OptimizationFlag, temporary_level
 
 from .. import HBAR
+from ..checkpoint import Checkpointer
 from ..config import JobConfig
+from ..errors import ConfigError, ConvergenceError, Interrupted, InvariantError
+from ..progress import Progress
 from .model import ChainSpec, SpinValveChain
 
-__all__ = ["run_tdmrg", "step_fs", "ConvergenceError", "InvariantError"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["run_tdmrg", "step_fs", "steps_per_output", "ConvergenceError", "InvariantError"]
 
 #: Relative energy drift tolerated over a run (two-site TDVP/TEBD truncate, so energy
 #: is not exactly conserved; N and S^z_tot are, through the conserved charges).
 ENERGY_DRIFT_TOL = 1e-3
-
-_CKPT_VERSION = 1
-
-
-class ConvergenceError(RuntimeError):
-    """The DMRG ground state did not converge."""
-
-
-class InvariantError(RuntimeError):
-    """N, S^z_tot or the energy drifted beyond tolerance during the evolution."""
-
 
 def step_fs(cfg: JobConfig) -> float:
     """The tDMRG time step in fs: ``multi_electron.dt`` (hbar/gamma) * hbar / gamma."""
     return cfg.multi_electron.dt * HBAR / cfg.chain.hopping
 
 
-def _steps_per_output(cfg: JobConfig) -> int:
-    dt = step_fs(cfg)
-    ratio = cfg.time.dt_out / dt
-    n = int(round(ratio))
-    if n < 1 or abs(ratio - n) > 1e-6 * max(1.0, ratio):
-        n_sugg = max(1, n)
-        raise ValueError(
-            f"time.dt_out = {cfg.time.dt_out} fs is not a multiple of the tDMRG step "
-            f"multi_electron.dt * hbar / gamma = {dt:.10g} fs; use e.g. "
-            f"time.dt_out = {n_sugg * dt:.10g} ({n_sugg} steps)")
-    return n
+def steps_per_output(cfg: JobConfig) -> int:
+    """tDMRG steps per output interval (``load_config`` checked that ``time.dt_out`` is a
+    whole number of steps)."""
+    return int(round(cfg.time.dt_out / step_fs(cfg)))
 
 
 def _trunc_params(cfg: JobConfig, chi: int) -> dict:
@@ -86,7 +65,8 @@ def ground_state(cfg: JobConfig, spec: ChainSpec) -> tuple[MPS, float]:
     """DMRG ground state of Eq. 7 + Eq. 21 in the sector N = N_e, S^z_tot = n_p - n_a.
 
     Bond dimension ``multi_electron.chi_start``; raises :class:`ConvergenceError` if the
-    energy of the last two sweeps differs by more than 1e-9 eV.
+    energy of the last two sweeps differs by more than 1e-9 eV, or TeNPy finds the
+    truncation error too large.
     """
     model = SpinValveChain(spec, equilibrium=True)
     sites = model.lat.mps_sites()
@@ -96,7 +76,12 @@ def ground_state(cfg: JobConfig, spec: ChainSpec) -> tuple[MPS, float]:
                "max_E_err": 1e-12, "min_sweeps": 4, "max_sweeps": 60,
                "combine": True}
     engine = TwoSiteDMRGEngine(psi, model, options)
-    energy, psi = engine.run()
+    try:
+        energy, psi = engine.run()
+    except TenpyInconsistencyError as exc:
+        raise ConvergenceError(f"multi_electron.chi_start: DMRG ground state at bond dimension "
+                               f"{cfg.multi_electron.chi_start} failed ({exc}); raise "
+                               "multi_electron.chi_start") from None
     e_sweeps = engine.sweep_stats["E"]
     if len(e_sweeps) < 2 or abs(e_sweeps[-1] - e_sweeps[-2]) > 1e-9:
         raise ConvergenceError(
@@ -127,69 +112,47 @@ def _measure(psi: MPS, model: SpinValveChain, spec: ChainSpec) -> dict:
     return rec
 
 
-def _fingerprint(cfg: JobConfig) -> str:
-    return hashlib.sha256(cfg.to_yaml().encode()).hexdigest()
-
-
-def _checkpoint_file(cfg: JobConfig, checkpoint_path: str | os.PathLike | None) -> Path | None:
-    if cfg.checkpoint.path:
-        return Path(cfg.checkpoint.path)
-    return None if checkpoint_path is None else Path(checkpoint_path)
-
-
-def _save_checkpoint(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _load_checkpoint(path: Path | None, fingerprint: str) -> dict | None:
-    if path is None or not path.exists():
-        return None
-    with open(path, "rb") as fh:
-        state = pickle.load(fh)
-    if state.get("version") != _CKPT_VERSION or state.get("fingerprint") != fingerprint:
-        raise ValueError(f"{path}: checkpoint belongs to a different configuration; "
-                         "delete it or set checkpoint.path")
-    return state
-
-
-def _engine(cfg: JobConfig, psi: MPS, model: SpinValveChain, trunc_err: TruncationError):
+def _engine(cfg: JobConfig, psi: MPS, model: SpinValveChain, trunc_err: TruncationError,
+            resume_data: dict | None = None):
+    """The TDVP or TEBD engine; ``resume_data`` (TeNPy's ``get_resume_data()``: the MPS,
+    the environments, the evolved time) continues a checkpointed run exactly."""
     me = cfg.multi_electron
     dt = step_fs(cfg) / HBAR  # TeNPy evolves exp(-i H dt) with H in eV: dt in 1/eV
     opts = {"dt": dt, "trunc_params": _trunc_params(cfg, me.chi_max),
             "start_trunc_err": trunc_err}
     if me.method == "tdvp":
         opts["lanczos_params"] = {"N_max": 40, "N_cache": 40, "P_tol": 1e-14}
-        return TwoSiteTDVPEngine(psi, model, opts)
+        return TwoSiteTDVPEngine(psi, model, opts, resume_data=resume_data)
     opts["order"] = 4
-    return TEBDEngine(psi, model, opts)
+    return TEBDEngine(psi, model, opts, resume_data=resume_data)
 
 
 def run_tdmrg(cfg: JobConfig, progress: Callable[[float, dict], None] | None = None,
-              checkpoint_path: str | os.PathLike | None = None) -> xr.Dataset:
+              checkpointer: Checkpointer | None = None, stop=None,
+              log=sys.stderr) -> xr.Dataset:
     """Multi-electron pulse by tDMRG (paper Sec. III C, Eqs. 21-22, Fig. 6).
 
     Parameters
     ----------
     cfg : JobConfig
         Validated config with a ``multi_electron`` section; ``chain``, ``layers``,
-        ``couplings`` and ``time`` apply. ``time.dt_out`` must be a multiple of the
-        step ``multi_electron.dt * hbar / gamma`` fs.
+        ``couplings`` and ``time`` apply. ``time.dt_out`` is a whole number of steps
+        ``multi_electron.dt * hbar / gamma`` fs (``load_config`` checks it).
     progress : callable, optional
         Called as ``progress(t_fs, info)`` after every output time; ``info`` holds
         ``chi``, ``entropy_half``, ``truncation_error``, ``wall_time`` (s).
-    checkpoint_path : path, optional
-        Where to checkpoint (``checkpoint.path`` in the config wins). The state is
-        saved every ``checkpoint.interval`` wall-clock seconds; a matching checkpoint
-        found at start is resumed; it is removed after a successful run.
+    checkpointer : spinvalve.checkpoint.Checkpointer, optional
+        On one rank (``MPI.COMM_SELF``). A checkpoint of the same config found at start
+        is resumed (TeNPy's resume data: MPS, environments, evolved time; the result
+        equals an uninterrupted run's exactly); a stale one is moved aside. The state
+        is saved after an output time every ``checkpoint.interval`` wall-clock
+        seconds, and when ``stop`` is raised.
+    stop : spinvalve.checkpoint.StopFlag, optional
+        Polled after every output time: when raised (SIGTERM/SIGUSR1) the state is
+        checkpointed and :class:`~spinvalve.errors.Interrupted` (exit 75) is raised.
+    log : stream, optional
+        Progress lines (time, largest bond dimension, truncation error, elapsed, ETA),
+        at most every 10 s; None: silent.
 
     Returns
     -------
@@ -202,66 +165,83 @@ def run_tdmrg(cfg: JobConfig, progress: Callable[[float, dict], None] | None = N
 
     Raises
     ------
-    ValueError
+    ConfigError
         No ``multi_electron`` section, or ``time.dt_out`` not a multiple of the step.
     ConvergenceError, InvariantError
         Ground state not converged; N, S^z_tot or energy drifted.
+    Interrupted
+        ``stop`` was raised; the checkpoint is written.
     """
     if cfg.multi_electron is None:
-        raise ValueError("multi_electron: section missing; run_tdmrg needs it")
-    n_sub = _steps_per_output(cfg)
+        raise ConfigError("multi_electron: section missing; run_tdmrg needs it")
+    n_sub = steps_per_output(cfg)
     # TeNPy's per-call argument checks cost ~20% on small blocks; the model is fixed and tested.
     with temporary_level(OptimizationFlag.skip_arg_checks):
-        return _run(cfg, n_sub, progress, checkpoint_path)
+        return _run(cfg, n_sub, progress, checkpointer, stop, log)
 
 
-def _run(cfg: JobConfig, n_sub: int, progress, checkpoint_path) -> xr.Dataset:
-    n_out = cfg.time.n_out
+def _run(cfg: JobConfig, n_sub: int, progress, checkpointer, stop, log) -> xr.Dataset:
+    n_out, dt_out = cfg.time.n_out, cfg.time.dt_out
     spec = ChainSpec.from_config(cfg)
     quench = SpinValveChain(spec, equilibrium=False)
-    ckpt = _checkpoint_file(cfg, checkpoint_path)
-    fingerprint = _fingerprint(cfg)
     wall0 = _time.perf_counter()
 
-    state = _load_checkpoint(ckpt, fingerprint)
-    if state is None:
+    saved = checkpointer.load() if checkpointer is not None else None
+    if saved is None:
         psi, e_gs = ground_state(cfg, spec)
         records = [_measure(psi, quench, spec)]
         records[0]["trunc_err"] = 0.0
         trunc_err = TruncationError()
         wall_before = 0.0
+        engine = _engine(cfg, psi, quench, trunc_err)
+        if log is not None:
+            print(f"spinvalve: tDMRG ground state E = {e_gs:.10g} eV, bond dimension "
+                  f"{records[0]['chi']}, {_time.perf_counter() - wall0:.1f} s", file=log, flush=True)
     else:
-        psi, e_gs, records = state["psi"], state["e_gs"], state["records"]
-        trunc_err = TruncationError(state["trunc_eps"], state["trunc_ov"])
+        state = saved.records
+        e_gs, records = state["e_gs"], state["records"]
+        trunc_err = TruncationError(*state["trunc_err"])
         wall_before = state["wall_time"]
-        logger.info("resuming tDMRG from %s at step %d", ckpt, len(records) - 1)
+        engine = _engine(cfg, state["resume_data"]["psi"], quench, trunc_err,
+                         resume_data=state["resume_data"])
+        if log is not None:
+            print(f"spinvalve: resuming from checkpoint at t = {saved.step * dt_out} fs",
+                  file=log, flush=True)
     ref = records[0]
-    engine = _engine(cfg, psi, quench, trunc_err)
+    start = len(records) - 1
     tol = cfg.numerics.invariant_tolerance
     last_ckpt = _time.perf_counter()
-    for k in range(len(records), n_out + 1):
-        engine.run_evolution(n_sub, engine.options["dt"])
+    lines = Progress(n_out, dt_out, log)
+    for k in range(start + 1, n_out + 1):
+        try:
+            engine.run_evolution(n_sub, engine.options["dt"])
+        except TenpyInconsistencyError as exc:
+            raise ConvergenceError(f"multi_electron.chi_max: the evolution to t = {k * dt_out:.4g} fs "
+                                   f"failed at bond dimension {cfg.multi_electron.chi_max} ({exc}); "
+                                   "raise multi_electron.chi_max or multi_electron.trunc_cut") from None
         rec = _measure(engine.psi, quench, spec)
         rec["trunc_err"] = float(engine.trunc_err.eps)
         records.append(rec)
-        t_fs = k * cfg.time.dt_out
+        t_fs = k * dt_out
         _check_invariants(rec, ref, spec, tol, t_fs)
         wall = wall_before + _time.perf_counter() - wall0
+        lines.update(k, start, f"bond dimension {rec['chi']}, truncation error "
+                               f"{rec['trunc_err']:.2e}")
         if progress is not None:
             progress(t_fs, {"chi": rec["chi"], "entropy_half": rec["entropy"],
                             "truncation_error": rec["trunc_err"], "wall_time": wall})
-        if ckpt is not None and (_time.perf_counter() - last_ckpt >= cfg.checkpoint.interval
-                                 and k < n_out):
-            _save_checkpoint(ckpt, {"version": _CKPT_VERSION, "fingerprint": fingerprint,
-                                    "psi": engine.psi, "e_gs": e_gs, "records": records,
-                                    "trunc_eps": engine.trunc_err.eps,
-                                    "trunc_ov": engine.trunc_err.ov, "wall_time": wall})
+        stopped = stop is not None and stop.raised is not None
+        if checkpointer is not None and k < n_out and (
+                stopped or _time.perf_counter() - last_ckpt >= checkpointer.interval):
+            checkpointer.save(k, {"e_gs": e_gs, "records": records, "wall_time": wall,
+                                  "trunc_err": (engine.trunc_err.eps, engine.trunc_err.ov),
+                                  "resume_data": engine.get_resume_data()}, [])
             last_ckpt = _time.perf_counter()
+            if stopped:
+                raise Interrupted(f"spinvalve: signal received, checkpoint written at "
+                                  f"t = {t_fs} fs; rerun the same command to resume")
     wall = wall_before + _time.perf_counter() - wall0
-    ds = _dataset(cfg, spec, records, e_gs, wall)
-    if ckpt is not None and ckpt.exists():
-        ckpt.unlink()
-    return ds
+    return _dataset(cfg, spec, records, e_gs, wall)
 
 
 def _check_invariants(rec: dict, ref: dict, spec: ChainSpec, tol: float, t_fs: float) -> None:
