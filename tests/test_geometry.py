@@ -70,7 +70,8 @@ def test_auto_leads_are_the_fewest_that_clear_t_end(t_end):
 def test_multi_electron_jobs_keep_their_chain():
     raw = {"chain": {"n_sites": 40, "leads": "auto"},
            "layers": {"n_p": 1, "n_a": 1, "fm_p_start": 20, "spacer": 1},
-           "time": {"t_end": 50.0, "dt_out": 0.5}, "multi_electron": {"n_conf": 4}}
+           "time": {"t_end": 76 * HBAR, "dt_out": HBAR},  # whole tDMRG steps
+           "multi_electron": {"n_conf": 4}}
     geo = load_config(raw).geometry
     assert geo.n_sites == 40 and geo.lead_sites == (0, 0)
     # from the well's edge (site 3): left (20 - 3) + 2 * 20 = 57, right 36 + 17 = 53 sites

@@ -1,6 +1,7 @@
 """The environment that `make install` builds is sane: complex PETSc/SLEPc,
 MPI, numpy < 2, and the `spinvalve` console script."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -85,3 +86,33 @@ def test_spinvalve_console_script():
     assert script.exists(), script
     if Path(sys.prefix).resolve() == (ROOT / ".venv").resolve():
         assert (ROOT / ".venv" / "bin" / "spinvalve").exists()
+
+
+def test_bench_extra_covers_what_the_benchmarks_import():
+    """`make bench` installs the `bench` extra: every third-party module a benchmark
+    imports is a dependency, in the bench extra, or one of Debian's MPI/PETSc bindings."""
+    import ast
+    import tomllib
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    declared = {re.split(r"[<>=!\[ ;]", d)[0].lower().replace("-", "_")
+                for d in project["dependencies"] + project["optional-dependencies"]["bench"]
+                + project["optional-dependencies"]["tdmrg"]}
+    declared |= {"tenpy"} if "physics_tenpy" in declared else set()
+    local = {p.stem for p in (root / "benchmarks").glob("*.py")} | {
+        p.stem for p in (root / "tests").glob("*.py")} | {"spinvalve"}
+    debian = {"mpi4py", "petsc4py", "slepc4py"}
+    modules = set()
+    for path in (root / "benchmarks").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.split(".")[0])
+    third_party = {m for m in modules if m not in sys.stdlib_module_names} - local - debian
+    assert "qutip" in third_party
+    missing = sorted(m for m in third_party if m.lower() not in declared)
+    assert not missing, f"add to pyproject.toml's bench extra: {missing}"
+    makefile = (root / "Makefile").read_text()
+    bench = makefile[makefile.index("\nbench:"):].split("\n\n")[0]
+    assert "scripts/install.sh" in bench and "bench" in bench.split("install.sh", 1)[1].splitlines()[0]
