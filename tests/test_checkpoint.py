@@ -291,3 +291,53 @@ def test_stop_inside_a_measurement_resumes_exactly(tmp_path, monkeypatch, overla
         for name in ref.data_vars:
             np.testing.assert_array_equal(ds[name].values, ref[name].values, err_msg=f"{n}: {name}")
     assert inside >= 2
+
+
+MPI_SCRIPT = '''
+import sys, signal, pathlib, inspect
+import numpy as np
+sys.path.insert(0, {tests!r})
+from mpi4py import MPI
+from spinvalve import entanglement
+from spinvalve.checkpoint import Checkpointer, Interrupted
+from spinvalve.config import load_config
+from spinvalve.simulate import Engine
+from test_checkpoint import SMALL, StopAtBlock
+entanglement.PLAN_MAX_ELEMENTS = 0
+world = MPI.COMM_WORLD
+cfg = load_config({{**SMALL, "numerics": {{"ranks_per_member": 1, "overlap_limit_gb": {limit}}}}})
+ref = Engine(cfg, world).run(log=None)
+assert Engine(cfg, world).overlap == ({limit} > 0)
+ckpt = Checkpointer(pathlib.Path({base!r}), cfg, world, log=None)
+try:
+    Engine(cfg, world).run(log=None, checkpointer=ckpt, stop=StopAtBlock({n}))
+    raise SystemExit("not interrupted")
+except Interrupted:
+    pass
+saved = ckpt.load()
+kept = world.allgather(sorted(saved.extra or {{}}))
+ds = Engine(cfg, world).run(log=None, checkpointer=ckpt)
+for name in ref.data_vars:
+    np.testing.assert_array_equal(ds[name].values, ref[name].values, err_msg=name)
+if world.rank == 0:
+    print("kept", repr(kept), "OK")
+'''
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("limit", [1.0, 0.0], ids=["in-turn", "rank-0-blocking"])
+def test_stop_inside_a_measurement_resumes_exactly_on_two_ranks(tmp_path, limit):
+    """Two ranks, a member each: the interrupted measurements of every rank go into
+    its own checkpoint file and the resumed run equals the uninterrupted one."""
+    script = tmp_path / "run.py"
+    script.write_text(MPI_SCRIPT.format(tests=str(ROOT / "tests"), limit=limit, n=1,
+                                        base=str(tmp_path / "job.ckpt")))
+    env = {**os.environ, **MPI_ENV, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run([shutil.which("mpiexec"), "--oversubscribe", "-n", "2", sys.executable,
+                           str(script)], capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stdout + proc.stderr
+    import ast
+    kept = ast.literal_eval(proc.stdout.split("kept", 1)[1].split("OK")[0].strip())
+    assert len(kept) == 2 and any(kept)          # output times whose measurement stopped, per rank
+    if limit == 0:
+        assert kept[0] and not kept[1]           # rank 0 measures every output time
