@@ -157,6 +157,11 @@ def test_stale_checkpoint_files_survive_a_later_success(tmp_path):
     assert len(names) == 2 and all(".stale-" in n for n in names), names
     stale = Checkpointer(tmp_path / names[0].rsplit(".", 1)[0], a, world)
     assert stale.load().step == 3  # the moved-aside checkpoint is intact
+    (tmp_path / "x.ckpt").write_bytes(b"old one-file format")
+    assert Checkpointer(tmp_path / "x.ckpt", b, world, log=None).load() is None
+    legacy = [p for p in tmp_path.iterdir() if p.name.endswith(".legacy")]
+    assert len(legacy) == 1 and legacy[0].read_bytes() == b"old one-file format"
+    assert not (tmp_path / "x.ckpt").exists()
 
 
 def test_checkpoint_files_honour_the_umask(tmp_path):

@@ -156,9 +156,10 @@ class Checkpointer:
             prefix, n = f"{self.base.name}.stale-{stamp}-{n}", n + 1
         moved = []
         tmp_meta = self.meta.with_name(self.meta.name + ".tmp")
-        for path in [self.meta, tmp_meta, *self._own_files()]:
+        legacy = [self.base] if self.base.is_file() else []  # one-file tDMRG checkpoints of old
+        for path in [self.meta, tmp_meta, *self._own_files(), *legacy]:
             if path.exists():
-                new = path.with_name(prefix + path.name[len(self.base.name):])
+                new = path.with_name(prefix + (path.name[len(self.base.name):] or ".legacy"))
                 os.replace(path, new)
                 moved.append(new)
         if self.log is not None and moved:
@@ -175,6 +176,8 @@ class Checkpointer:
                 meta, stale = self._check()
             except CheckpointError as exc:
                 error = exc
+            if meta is None and stale is None and self.base.is_file():
+                stale = "is a one-file checkpoint of an older spinvalve"
             if stale is not None:
                 self.move_aside(stale)
         meta, error = self.comm.bcast((meta, error), root=0)
