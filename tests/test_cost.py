@@ -112,6 +112,20 @@ def test_measuring_rank_gets_blas_threads_where_measurement_dominates():
     assert sweeps.resources(c, "closed", js[("closed", "spins_per_layer~7")])["threads"] == 2
 
 
+def test_tdmrg_jobs_get_a_longer_warning_lead_and_a_runtime_above_it():
+    """tDMRG checkpoints only after whole output intervals: a 15-minute lead, and every runtime
+    request at least 5 minutes above its family's lead."""
+    c = quick()
+    js = sweeps.all_jobs(c)
+    assert sweeps.warning_lead("multi_electron") == 900 and sweeps.warning_lead("closed") == 300
+    for (fam, _), job in js.items():
+        assert sweeps.resources(c, fam, job)["runtime"] * 60 >= sweeps.warning_lead(fam) + 300
+    # the smallest request follows the lead, whatever sizing.min_runtime says
+    small = {"sizing": {"min_runtime": 6}}
+    assert sweeps._min_runtime(small, "multi_electron") == 20
+    assert sweeps._min_runtime(small, "closed") == 10
+
+
 def test_site_settings_per_family():
     c = quick()
     assert sweeps.site_keys(c) == set() and sweeps.sbatch_flags(c, "closed") == ""

@@ -47,7 +47,7 @@ def test_workflow_profiles_hold_no_site_settings(name):
     assert cfg["retries"] >= 1 and cfg["rerun-incomplete"] is True
     if name == "cluster-generic":
         submit = cfg["cluster-generic-submit-cmd"]
-        assert "--signal=USR1@300" in submit and "{resources.sbatch_flags}" in submit
+        assert "--signal=USR1@{resources.warning_lead}" in submit and "{resources.sbatch_flags}" in submit
 
 
 def test_dry_run_writes_the_plan_with_site_settings_per_family(tmp_path):

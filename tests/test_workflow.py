@@ -266,6 +266,17 @@ def test_killed_job_leaves_nothing_snakemake_takes_as_complete(tmp_path):
     assert ("simulate", target) in rerun
 
 
+def test_exponent_numbers_in_the_workflow_config(tmp_path):
+    """`couplings: [1.2e-4, 3e-4]` (strings to Snakemake's YAML 1.1 loader) are numbers."""
+    cfg = edited_config(tmp_path, "exp.yaml", lambda c: c["bath"].update(couplings=[0.5, 0.25]))
+    cfg.write_text(re.sub(r"couplings:\n(\s*- 0.5\n\s*- 0.25\n)", "couplings: [1.2e-4, 3e-4]\n",
+                          cfg.read_text()))
+    assert "couplings: [1.2e-4, 3e-4]" in cfg.read_text()
+    jobs = {path for rule, path in planned(snakemake(tmp_path, cfg, "-n")) if rule == "simulate"}
+    for gamma in ("0.00012", "0.0003"):
+        assert any(f"/Gamma~{gamma}/" in p for p in jobs), sorted(jobs)
+
+
 @pytest.mark.parametrize("edit, key", [
     (lambda c: c["job"]["chain"].update(colour="red"), "job.chain.colour"),
     (lambda c: c["closed"]["resources"].update(ranks="two"), "closed.resources.ranks"),

@@ -9,6 +9,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from spinvalve.config import yaml_numbers
 from spinvalve.figures import jobs as sweeps
 
 SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
@@ -27,6 +28,9 @@ sweeps.prepare_environment(sys.executable)
 def _config_error(exc):
     return WorkflowError(f"invalid workflow config: {exc}")
 
+
+# Snakemake reads --configfile with a YAML 1.1 loader, to which 1e-4 is a string: numbers first.
+config.update(yaml_numbers(dict(config)))
 
 try:
     with open(SCHEMA) as _fh:
@@ -97,12 +101,15 @@ def site_resources(family=None, signal=True):
         if key in SITE_KEYS:
             out[res] = lambda wc, key=key: sweeps.site_settings(config, fam(wc)).get(key)
     out["sbatch_flags"] = lambda wc: sweeps.sbatch_flags(config, fam(wc))
-    # SIGUSR1 five minutes before the time limit: the job checkpoints and exits 75, the retry
-    # resumes (the slurm executor takes it from slurm_extra; a profile's default-resources
-    # would replace the user's own)
+    # SIGUSR1 sweeps.warning_lead seconds (5 min; tDMRG 15 min) before the time limit: the job
+    # checkpoints and exits 75, the retry resumes. The slurm executor takes it from slurm_extra
+    # (a profile's default-resources would replace the user's own), the cluster-generic submit
+    # line from warning_lead.
+    out["warning_lead"] = lambda wc: sweeps.warning_lead(fam(wc))
     out["slurm_extra"] = lambda wc: " ".join(
-        (["--signal=USR1@300"] if signal else []) + ([sweeps.site_settings(config, fam(wc))["extra"]]
-                                 if "extra" in sweeps.site_settings(config, fam(wc)) else []))
+        ([f"--signal=USR1@{sweeps.warning_lead(fam(wc))}"] if signal else [])
+        + ([sweeps.site_settings(config, fam(wc))["extra"]]
+           if "extra" in sweeps.site_settings(config, fam(wc)) else []))
     return out
 
 

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -499,6 +500,24 @@ def user_resources(config: Mapping, family: str, job: Job | None) -> dict[str, i
     return {k: int(v) for k, v in res.items()}
 
 
+#: Seconds between SLURM's warning signal (SIGUSR1, ``--signal=USR1@<lead>``) and the time
+#: limit. The job checkpoints at the next point it can: closed, Gibbs and bath jobs between
+#: output times or charge-imbalance blocks; tDMRG jobs only after a whole output interval
+#: (TeNPy's 4th-order TEBD merges consecutive steps, so an interval is not split), which for a
+#: paper N_e = 8 job can take minutes: its lead is longer.
+WARNING_LEAD_S = {"multi_electron": 900}
+DEFAULT_WARNING_LEAD_S = 300
+
+
+def warning_lead(family: str) -> int:
+    """Warning lead (s) of a family's jobs; their runtime request stays 5 minutes above it."""
+    return int(WARNING_LEAD_S.get(family, DEFAULT_WARNING_LEAD_S))
+
+
+def _min_runtime(config: Mapping, family: str) -> int:
+    return max(int(sizing(config)["min_runtime"]), math.ceil(warning_lead(family) / 60) + 5)
+
+
 #: Defaults of the config's ``sizing`` section (config/README.md).
 SIZING = {"safety": 2.0, "min_runtime": 10, "min_mem_mb": 500, "measure_threads": 1}
 
@@ -548,7 +567,7 @@ def resources(config: Mapping, family: str, job: Job | None, attempt: int = 1) -
     user, pred = _prediction(config, family, job)
     sz = sizing(config)
     req = cost.request(pred, safety=float(sz["safety"]), attempt=attempt,
-                       min_runtime=int(sz["min_runtime"]), min_mem_mb=int(sz["min_mem_mb"]))
+                       min_runtime=_min_runtime(config, family), min_mem_mb=int(sz["min_mem_mb"]))
     attempt = max(1, int(attempt))
     out = {"ranks": pred.ranks, "threads": pred.threads, **req}
     if "runtime" in user:
@@ -566,7 +585,7 @@ def merge_resources(config: Mapping, merged: str, batches: list[Job], attempt: i
     pred = cost.predict_merge(cfg, len(batches))
     sz = sizing(config)
     return cost.request(pred, safety=float(sz["safety"]), attempt=attempt,
-                        min_runtime=int(sz["min_runtime"]), min_mem_mb=int(sz["min_mem_mb"]))
+                        min_runtime=_min_runtime(config, "bath"), min_mem_mb=int(sz["min_mem_mb"]))
 
 
 PLAN_COLUMNS = ("job", "ranks", "cpus_per_task", "mem_mb", "runtime_min", "startup_s",
