@@ -212,14 +212,7 @@ def main() -> int:
                     "seconds": round(time.monotonic() - t_all, 1)},
         "constants": {k: float(f"{v:.4g}") for k, v in sorted(c.items())},
     }
-    text = ("# Cost-model constants (spinvalve.cost), written by benchmarks/cost_calibration.py.\n"
-            "# Recalibrate on the target machine: python benchmarks/cost_calibration.py --write\n"
-            + yaml.safe_dump(data, sort_keys=False))
-    print(text)
-    if args.write:
-        Path(args.output).write_text(text)
-        print(f"wrote {args.output}", file=sys.stderr)
-    return 0
+    return _emit(data, args)
 
 
 
@@ -258,12 +251,18 @@ def _propagation_only(args, c: dict, old: dict) -> int:
     c["bath_factor"] = old["constants"]["bath_factor"] * before / after
     old["constants"] = {k: float(f"{v:.4g}") for k, v in sorted(c.items())}
     old["machine"]["propagation_date"] = datetime.date.today().isoformat()
+    return _emit(old, args)
+
+
+def _emit(data: dict, args) -> int:
+    """Print the constants file; write it to ``args.output`` with ``--write``."""
     text = ("# Cost-model constants (spinvalve.cost), written by benchmarks/cost_calibration.py.\n"
             "# Recalibrate on the target machine: python benchmarks/cost_calibration.py --write\n"
-            + yaml.safe_dump(old, sort_keys=False))
+            + yaml.safe_dump(data, sort_keys=False))
     print(text)
     if args.write:
         Path(args.output).write_text(text)
+        print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
 
