@@ -136,6 +136,12 @@ def test_site_settings_per_family():
     assert sweeps.site_settings(c, "multi_electron")["partition"] == "long"
     assert sweeps.sbatch_flags(c, "multi_electron") == (
         "--partition=long --account=p1 --qos=big -C avx512")
+    # jobs that checkpoint on the warning signal ask for it, on both executors' routes
+    assert sweeps.sbatch_flags(c, "multi_electron", signal=True) == (
+        "--partition=long --account=p1 --qos=big --signal=USR1@900 -C avx512")
+    assert sweeps.slurm_extra(c, "multi_electron", signal=True) == "--signal=USR1@900 -C avx512"
+    assert sweeps.slurm_extra(c, "closed", signal=True) == "--signal=USR1@300"
+    assert sweeps.slurm_extra(c, "closed") == "" and sweeps.sbatch_flags(c, "closed") == "--partition=short --account=p1"
 
 
 def test_plan_lists_every_job_and_merge():

@@ -36,7 +36,7 @@ LEADS = {"chain": {"leads": "auto"}}
 JOBS = {
     "closed": (2, {**LEADS, "layers": {"n_p": 5, "n_a": 5}, "time": {"t_end": 70.0, "dt_out": 0.5}}),
     "gibbs": (2, {**LEADS, "layers": {"n_p": 3, "n_a": 3}, "temperature": {"gibbs": 300.0},
-                  "time": {"t_end": 30.0, "dt_out": 0.5}}),
+                  "time": {"t_end": 120.0, "dt_out": 0.5}}),
     "bath": (2, {**LEADS, "layers": {"n_p": 3, "n_a": 3},
                  "bath": {"temperature": 100.0}, "trajectories": {"count": 48, "seed": 7},
                  "time": {"t_end": 40.0, "dt_out": 0.5}}),
@@ -96,12 +96,16 @@ def _wait(cluster, jobid: str, timeout: float = 900) -> tuple[str, str]:
     pytest.fail(f"SLURM job {jobid} did not end in {timeout} s")
 
 
-def _wait_for_progress(log: Path, timeout: float = 600) -> None:
-    """Until the job reports progress (output times, or trajectories of a bath job): it is
-    inside its loop, with the signal handlers installed."""
+def _signal_in_the_loop(cluster, jobid: str, log: Path, timeout: float = 600) -> None:
+    """SIGUSR1 to the job once it reports progress (output times, or trajectories of a bath
+    job): it is inside its loop, with the signal handlers installed."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if log.exists() and re.search(r"spinvalve: (t = |trajectory )\d", log.read_text()):
+            state = _job_state(cluster, jobid)
+            assert state[0] == "RUNNING", f"job {jobid} ended before the signal {state}: " \
+                "lengthen its t_end in JOBS"
+            cluster.run(["scancel", "--signal=USR1", jobid], timeout=60)
             return
         time.sleep(1)
     pytest.fail(f"no progress line in {log} after {timeout} s:\n"
@@ -125,8 +129,7 @@ def test_warning_signal_checkpoints_and_the_resubmission_resumes(slurm_cluster, 
     ref = _reference(tmp_path, ranks, job)
 
     first = _submit(slurm_cluster, tmp_path, ranks, job, "first")
-    _wait_for_progress(tmp_path / "first.log")
-    slurm_cluster.run(["scancel", "--signal=USR1", first], timeout=60)
+    _signal_in_the_loop(slurm_cluster, first, tmp_path / "first.log")
     state, code = _wait(slurm_cluster, first)
     log1 = (tmp_path / "first.log").read_text()
     assert code.startswith("75:") and not (tmp_path / "out.nc").exists(), (state, code, log1)
@@ -150,8 +153,7 @@ def test_config_edit_after_a_stop_starts_afresh_without_hand_deletion(slurm_clus
     job = tmp_path / "job.yaml"
     job.write_text(yaml.safe_dump(mapping))
     first = _submit(slurm_cluster, tmp_path, ranks, job, "first")
-    _wait_for_progress(tmp_path / "first.log")
-    slurm_cluster.run(["scancel", "--signal=USR1", first], timeout=60)
+    _signal_in_the_loop(slurm_cluster, first, tmp_path / "first.log")
     assert _wait(slurm_cluster, first)[1].startswith("75:")
     edited = {**mapping, "time": {"t_end": 40.0, "dt_out": 0.5}}
     job.write_text(yaml.safe_dump(edited))

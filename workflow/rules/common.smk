@@ -100,16 +100,12 @@ def site_resources(family=None, signal=True):
     for key, res in sweeps.SITE_KEYS.items():
         if key in SITE_KEYS:
             out[res] = lambda wc, key=key: sweeps.site_settings(config, fam(wc)).get(key)
-    out["sbatch_flags"] = lambda wc: sweeps.sbatch_flags(config, fam(wc))
-    # SIGUSR1 sweeps.warning_lead seconds (5 min; tDMRG 15 min) before the time limit: the job
-    # checkpoints and exits 75, the retry resumes. The slurm executor takes it from slurm_extra
-    # (a profile's default-resources would replace the user's own), the cluster-generic submit
-    # line from warning_lead.
-    out["warning_lead"] = lambda wc: sweeps.warning_lead(fam(wc))
-    out["slurm_extra"] = lambda wc: " ".join(
-        ([f"--signal=USR1@{sweeps.warning_lead(fam(wc))}"] if signal else [])
-        + ([sweeps.site_settings(config, fam(wc))["extra"]]
-           if "extra" in sweeps.site_settings(config, fam(wc)) else []))
+    # SIGUSR1 sweeps.warning_lead seconds (5 min; tDMRG 15 min) before the time limit, for the
+    # jobs that checkpoint on it (exit 75, the retry resumes): in sbatch_flags for the
+    # cluster-generic submit line, in slurm_extra for the slurm executor (a profile's
+    # default-resources would replace the user's own). A job without it is not signalled.
+    out["sbatch_flags"] = lambda wc: sweeps.sbatch_flags(config, fam(wc), signal)
+    out["slurm_extra"] = lambda wc: sweeps.slurm_extra(config, fam(wc), signal)
     return out
 
 

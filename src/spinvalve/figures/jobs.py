@@ -479,13 +479,28 @@ def site_keys(config: Mapping) -> set[str]:
     return keys
 
 
-def sbatch_flags(config: Mapping, family: str) -> str:
-    """The family's site settings as sbatch options (cluster-generic submit line)."""
+def warning_signal(family: str) -> list[str]:
+    """The sbatch option that asks for SIGUSR1 ``warning_lead(family)`` s before the time
+    limit (the job checkpoints and exits 75; the retry resumes)."""
+    return [f"--signal=USR1@{warning_lead(family)}"]
+
+
+def sbatch_flags(config: Mapping, family: str, signal: bool = False) -> str:
+    """The family's site settings as sbatch options, with the warning signal when the job
+    checkpoints on it (``signal``): the cluster-generic submit line's ``{resources.sbatch_flags}``
+    and, without partition/account/qos (the slurm executor has resources of their own), its
+    ``slurm_extra``."""
     s = site_settings(config, family)
     flags = [f"--{k}={s[k]}" for k in ("partition", "account", "qos") if k in s]
-    if "extra" in s:
-        flags.append(s["extra"])
-    return " ".join(flags)
+    return " ".join(flags + slurm_extra(config, family, signal).split()).strip()
+
+
+def slurm_extra(config: Mapping, family: str, signal: bool = False) -> str:
+    """The slurm executor's ``slurm_extra``: the warning signal (``signal``) and the site's
+    ``extra`` options."""
+    s = site_settings(config, family)
+    return " ".join((warning_signal(family) if signal else [])
+                    + ([s["extra"]] if "extra" in s else []))
 
 
 def user_resources(config: Mapping, family: str, job: Job | None) -> dict[str, int]:
