@@ -43,18 +43,18 @@ from _harness import ROOT, record, worker_env  # noqa: E402
 
 CASES = {
     "ensemble": {"temperature": {"gibbs": 100.0}, "time": {"t_end": 10.0, "dt_out": 1.0},
-                 "numerics": {"ranks_per_member": 1}},
+                 "parallel": {"ranks_per_member": 1}},
     "trajectories": {"layers": {"n_p": 3, "n_a": 3, "fm_p_start": 40, "spacer": 4},
                      "chain": {"n_sites": 101}, "pulse": {"x0": 20.0},
                      "time": {"t_end": 20.0, "dt_out": 0.5},
                      "bath": {"temperature": 100.0, "gamma": 1.2e-3},
                      "trajectories": {"count": 8, "seed": 3}},
     "ensemble-blocking": {"temperature": {"gibbs": 100.0}, "time": {"t_end": 10.0, "dt_out": 1.0},
-                          "numerics": {"ranks_per_member": 1}},
+                          "parallel": {"ranks_per_member": 1}},
     "strong": {"layers": {"n_p": 7, "n_a": 7}, "time": {"t_end": 2.0, "dt_out": 0.5},
-               "numerics": {"ranks_per_member": 0}},
+               "parallel": {"ranks_per_member": 0}},
     "members-7p7": {"layers": {"n_p": 7, "n_a": 7}, "time": {"t_end": 2.0, "dt_out": 0.5},
-                    "numerics": {"ranks_per_member": 1}},
+                    "parallel": {"ranks_per_member": 1}},
 }
 
 

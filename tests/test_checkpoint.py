@@ -100,7 +100,7 @@ def test_job_measuring_in_turn_resumes_to_the_same_result(reference, tmp_path):
     checkpoints and records travel with the non-blocking reductions."""
     job, ref = reference
     out = tmp_path / "out.nc"
-    one_per_rank = ["--set", "numerics.ranks_per_member=1"]
+    one_per_rank = ["--set", "parallel.ranks_per_member=1"]
     proc = launch(job, out, 2, one_per_rank)
     wait_for_checkpoint(proc, tmp_path / "out.nc.ckpt.meta")
     assert kill_job(proc, out, signal.SIGTERM) != 0
@@ -162,6 +162,25 @@ def test_stale_checkpoint_files_survive_a_later_success(tmp_path):
     legacy = [p for p in tmp_path.iterdir() if p.name.endswith(".legacy")]
     assert len(legacy) == 1 and legacy[0].read_bytes() == b"old one-file format"
     assert not (tmp_path / "x.ckpt").exists()
+
+
+def test_parallel_settings_keep_the_checkpoint_but_its_layout_must_match(tmp_path):
+    """parallel.* is not part of the config hash: a checkpoint survives a change of the
+    overlap or memory limit; another ranks_per_member lays the states out differently and
+    is refused (never silently resumed, never moved aside)."""
+    from mpi4py import MPI
+    from spinvalve.checkpoint import Checkpointer
+    from spinvalve.config import load_config
+    from spinvalve.errors import CheckpointError
+    world = MPI.COMM_WORLD
+    Checkpointer(tmp_path / "x.ckpt", load_config({}), world).save(2, [7], [np.arange(3.0)])
+    limits = load_config({}, ["parallel.overlap_limit_gb=0", "parallel.memory_limit_gb=3"])
+    saved = Checkpointer(tmp_path / "x.ckpt", limits, world, log=None).load()
+    assert (saved.step, saved.records) == (2, [7])
+    other = load_config({}, ["parallel.ranks_per_member=1"])
+    with pytest.raises(CheckpointError, match="ranks_per_member = 0.*ranks_per_member = 1"):
+        Checkpointer(tmp_path / "x.ckpt", other, world, log=None).load()
+    assert (tmp_path / "x.ckpt.meta").exists() and not list(tmp_path.glob("*stale*"))
 
 
 def test_checkpoint_files_honour_the_umask(tmp_path):
@@ -280,7 +299,7 @@ def test_stop_inside_a_measurement_resumes_exactly(tmp_path, monkeypatch, overla
     # the large-layer path of negativity_fast: blocks assembled and diagonalised one by one
     monkeypatch.setattr(entanglement, "PLAN_MAX_ELEMENTS", 0)
     world = MPI.COMM_WORLD
-    cfg = load_config({**SMALL, "numerics": {"overlap_limit_gb": overlap_limit_gb}})
+    cfg = load_config({**SMALL, "parallel": {"overlap_limit_gb": overlap_limit_gb}})
     ref = Engine(cfg, world).run(log=None)
     assert Engine(cfg, world).overlap == (overlap_limit_gb > 0)
     inside = 0
@@ -310,7 +329,7 @@ from spinvalve.simulate import Engine
 from test_checkpoint import SMALL, StopAtBlock
 entanglement.PLAN_MAX_ELEMENTS = 0
 world = MPI.COMM_WORLD
-cfg = load_config({{**SMALL, "numerics": {{"ranks_per_member": 1, "overlap_limit_gb": {limit}}}}})
+cfg = load_config({{**SMALL, "parallel": {{"ranks_per_member": 1, "overlap_limit_gb": {limit}}}}})
 ref = Engine(cfg, world).run(log=None)
 assert Engine(cfg, world).overlap == ({limit} > 0)
 ckpt = Checkpointer(pathlib.Path({base!r}), cfg, world, log=None)

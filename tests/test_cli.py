@@ -74,7 +74,7 @@ def test_rank_counts_and_member_groups_agree(cli, job, tmp_path):
     data = {}
     for name, (ranks, per) in runs.items():
         out = tmp_path / f"{name}.nc"
-        cli(["simulate", "--config", str(job), "--set", f"numerics.ranks_per_member={per}",
+        cli(["simulate", "--config", str(job), "--set", f"parallel.ranks_per_member={per}",
              "--output", str(out)], ranks=ranks)
         data[name] = xr.open_dataset(out)
     base = data["1"]

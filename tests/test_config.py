@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 
 import pytest
@@ -55,7 +56,8 @@ def valid_configs(draw):
                   "dk": draw(st.floats(0.01, 1.0))},
         "time": {"t_end": dt * draw(st.integers(1, 400)), "dt_out": dt},
         "numerics": {"integrator": draw(st.sampled_from(["chebyshev", "krylov", "rk4"])),
-                     "tolerance": draw(st.floats(1e-14, 1e-4))},
+                     "chebyshev": {"tolerance": draw(st.floats(1e-14, 1e-4))},
+                     "krylov": {"tolerance": draw(st.floats(1e-14, 1e-4))}},
         "temperature": {"gibbs": draw(st.floats(0, 1000)), "h_pin": draw(st.floats(0, 0.1))},
     }
 
@@ -120,8 +122,8 @@ def test_layers_off_the_chain_are_rejected(raw, overhang):
 def test_too_little_memory_is_rejected_before_computation(cli, tmp_path):
     out = tmp_path / "o.nc"
     proc = cli(["simulate", "--set", "layers.n_p=10", "--set", "layers.n_a=10",
-                "--set", "numerics.memory_limit_gb=2", "-o", str(out)], check=False)
-    assert proc.returncode == 2 and "numerics.memory_limit_gb" in proc.stderr
+                "--set", "parallel.memory_limit_gb=2", "-o", str(out)], check=False)
+    assert proc.returncode == 2 and "parallel.memory_limit_gb" in proc.stderr
     assert not out.exists()
 
 
@@ -130,19 +132,19 @@ def test_exponent_numbers_without_a_dot_are_floats(tmp_path):
     read by another YAML 1.1 loader (Snakemake's --configfile) are all accepted."""
     from spinvalve.config import load_yaml, yaml_numbers
     path = tmp_path / "job.yaml"
-    path.write_text("multi_electron: {trunc_cut: 1e-12}\nnumerics: {tolerance: 1E-10}\n"
+    path.write_text("multi_electron: {trunc_cut: 1e-12}\nnumerics: {chebyshev: {tolerance: 1E-10}}\n"
                     "bath: {gamma: 2e-4}\ntime: {t_end: 0.6582119569, dt_out: 0.6582119569}\n")
     assert yaml.safe_load(path.read_text())["multi_electron"]["trunc_cut"] == "1e-12"
     cfg = load_config(path)
-    assert (cfg.multi_electron.trunc_cut, cfg.numerics.tolerance, cfg.bath.gamma) == (1e-12, 1e-10, 2e-4)
-    assert load_config({}, ["numerics.tolerance=3e-11"]).numerics.tolerance == 3e-11
-    assert load_config({"numerics": {"tolerance": "5e-9"}}).numerics.tolerance == 5e-9
+    assert (cfg.multi_electron.trunc_cut, cfg.numerics.chebyshev.tolerance, cfg.bath.gamma) == (1e-12, 1e-10, 2e-4)
+    assert load_config({}, ["numerics.chebyshev.tolerance=3e-11"]).numerics.chebyshev.tolerance == 3e-11
+    assert load_config({"numerics": {"chebyshev": {"tolerance": "5e-9"}}}).numerics.chebyshev.tolerance == 5e-9
     assert load_yaml("[1e3, -2e-2, +1e+2, 1.5, 7, 1e, e5, '1e5']") == [1000.0, -0.02, 100.0, 1.5, 7,
                                                                     "1e", "e5", "1e5"]
     assert yaml_numbers({"a": ["1e-4", "x1e4", 3], "b": {"c": "2E5"}}) == {
         "a": [1e-4, "x1e4", 3], "b": {"c": 2e5}}
-    with pytest.raises(ConfigError, match="numerics.tolerance: expected a number"):
-        load_config({"numerics": {"tolerance": "small"}})
+    with pytest.raises(ConfigError, match="numerics.chebyshev.tolerance: expected a number"):
+        load_config({"numerics": {"chebyshev": {"tolerance": "small"}}})
     with pytest.raises(ConfigError, match="layers.n_p: expected an integer"):
         load_config({"layers": {"n_p": "4e0"}})
 
@@ -155,3 +157,55 @@ def test_packet_centre_must_be_on_the_chain_only_where_it_is_used():
                       "time": {"t_end": 0.6582119569, "dt_out": 0.6582119569},
                       "multi_electron": {"n_electrons": 2}})
     assert me.pulse.x0 == 300.0
+
+
+@pytest.mark.parametrize("old, new", [
+    ("numerics.tolerance", "numerics.chebyshev.tolerance"),
+    ("numerics.rk4_dt", "numerics.rk4.dt"),
+    ("numerics.spectral_bounds", "numerics.chebyshev.spectral_bounds"),
+    ("numerics.ranks_per_member", "parallel.ranks_per_member"),
+    ("numerics.overlap_limit_gb", "parallel.overlap_limit_gb"),
+])
+def test_keys_of_earlier_versions_say_where_they_moved(old, new):
+    with pytest.raises(ConfigError, match=rf"^{re.escape(old)}: moved to {re.escape(new)}"):
+        load_config({}, [f"{old}=1"])
+    load_config({}, [f"{new}={'terms' if 'bounds' in new else 1e-9 if 'tol' in new else 1}"])
+
+
+def test_every_registered_integrator_has_its_options_section_and_only_those():
+    """numerics.<name> for every integrator the registry knows, the choice list the same."""
+    import dataclasses
+    from spinvalve.config import Numerics
+    from spinvalve.propagate import INTEGRATORS
+    sections = {name for name, typ in typing.get_type_hints(Numerics).items()
+                if dataclasses.is_dataclass(typ)}
+    choices = set(dataclasses.fields(Numerics)[0].metadata["choices"])
+    assert set(INTEGRATORS) == sections == choices
+    for name in INTEGRATORS:
+        cfg = load_config({"numerics": {"integrator": name}})
+        assert cfg.numerics.options is getattr(cfg.numerics, name)
+
+
+@pytest.mark.parametrize("raw, key", [
+    ({"bath": {}, "numerics": {"integrator": "krylov"}}, "numerics.integrator"),
+    ({"bath": {}, "layers": {"n_p": 13, "n_a": 1}}, "layers"),
+    ({"temperature": {"gibbs": 100.0}, "layers": {"n_p": 8, "n_a": 8}}, "temperature.gibbs"),
+    ({"bath": {}, "temperature": {"gibbs": 10.0}}, "temperature.gibbs"),
+])
+def test_family_limits_are_config_errors_at_load_time(raw, key):
+    """Rules the engines enforce are checked when the config is read (the pipeline's plan
+    refuses such a job before any job starts)."""
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)}:"):
+        load_config(raw)
+    # the largest Gibbs ensemble accepted: 7+7 (charge blocks up to C(14, 7) = 3432 states;
+    # 8+8: 12870 > MAX_GIBBS_BLOCK)
+    assert load_config({"temperature": {"gibbs": 100.0}, "layers": {"n_p": 7, "n_a": 7}})
+
+
+def test_parallel_settings_do_not_change_the_checkpoint_hash():
+    from spinvalve.checkpoint import config_hash
+    base = load_config({})
+    assert config_hash(load_config({}, ["parallel.ranks_per_member=1",
+                                        "parallel.overlap_limit_gb=0",
+                                        "parallel.memory_limit_gb=2"])) == config_hash(base)
+    assert config_hash(load_config({}, ["numerics.chebyshev.tolerance=1e-10"])) != config_hash(base)

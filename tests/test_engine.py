@@ -23,7 +23,7 @@ KEYS = ["electron_spin", "spin_expectation", "entropy_p", "entropy_a", "entropy_
 def small_config(n_p=2, n_a=2, L=36, p0=14, spacer=2, t_end=8.0, dt_out=1.0, **extra):
     raw = {"chain": {"n_sites": L}, "layers": {"n_p": n_p, "n_a": n_a, "fm_p_start": p0, "spacer": spacer},
            "pulse": {"x0": 6.0}, "time": {"t_end": t_end, "dt_out": dt_out},
-           "numerics": {"tolerance": 1e-12}}
+           "numerics": {"chebyshev": {"tolerance": 1e-12}}}
     for section, values in extra.items():
         raw.setdefault(section, {}).update(values)
     return load_config(raw)
@@ -99,7 +99,7 @@ def test_zero_temperature_is_the_product_state():
 def test_integrators_agree(integrator):
     base = small_config(2, 1, L=24, p0=10, spacer=1, t_end=2.0, dt_out=0.5)
     other = load_config(base.to_dict(), [f"numerics.integrator={integrator}",
-                                          "numerics.rk4_dt=0.002"])
+                                          "numerics.rk4.dt=0.002"])
     a, b = Engine(base).run(log=None), Engine(other).run(log=None)
     for key in KEYS:
         assert np.abs(a[key].values - b[key].values).max() < 1e-9, key
@@ -111,7 +111,7 @@ def test_single_site_exchange_by_hand():
     cfg = load_config({"chain": {"n_sites": 1}, "layers": {"n_p": 1, "n_a": 0, "fm_p_start": 0,
                                                           "spacer": 0},
                        "pulse": {"x0": 0.0}, "time": {"t_end": 3.0, "dt_out": 0.25},
-                       "numerics": {"tolerance": 1e-13}})
+                       "numerics": {"chebyshev": {"tolerance": 1e-13}}})
     ds = Engine(cfg).run(log=None)
     t = ds.time.values
     c = np.cos(4 * cfg.couplings.j_sd * t / HBAR)
@@ -250,7 +250,7 @@ sys.path.insert(0, {tests!r})
 from test_engine import MODES, FailsAt3fs, engine, gibbs_config, small_config
 from spinvalve.simulate import InvariantError
 world = MPI.COMM_WORLD
-one = {{"numerics": {{"ranks_per_member": 1}}}}
+one = {{"parallel": {{"ranks_per_member": 1}}}}
 runs = {{mode: engine(gibbs_config(**one), mode).run(log=None) for mode in MODES}}
 # T = 0 has two members: the third rank has none and only measures
 runs["t0"] = engine(small_config(2, 2, t_end=6.0, **one), "factors-overlap").run(log=None)
@@ -308,4 +308,4 @@ def test_large_blocks_are_gathered_as_factors():
     factor is wide, so rho_FM travels as Gram factors; on one rank nothing is overlapped."""
     eng = Engine(small_config(5, 5, L=36, p0=12, t_end=1.0))
     assert eng._offsets is None and not eng.overlap
-    assert 0 < eng.factor_gb < eng.cfg.numerics.overlap_limit_gb
+    assert 0 < eng.factor_gb < eng.cfg.parallel.overlap_limit_gb

@@ -219,6 +219,22 @@ def test_one_sweep_value_reruns_exactly_its_jobs(local_run):
 
 
 @pytest.mark.mpi
+def test_parallel_settings_reach_the_job_and_rerun_nothing(local_run):
+    """<family>.parallel goes to the job's command line, not into its job file: the job ran
+    with it, and changing it plans no job."""
+    work = local_run["work"]
+    if "gibbs" not in enabled_families(local_run["proc"]):
+        pytest.skip("gibbs disabled in .test/config.yaml")
+    point = "results/jobs/gibbs/spins_per_layer~2/T_gibbs~100"
+    assert "parallel" not in yaml.safe_load((work / f"{point}.yaml").read_text())
+    with xr.open_dataset(work / f"{point}.nc") as ds:
+        assert ds.attrs["groups"] == 2       # a member per rank on the 2 ranks
+    cfg = edited_config(work, "parallel.yaml", lambda c: c["gibbs"].update(
+        parallel={"ranks_per_member": 0, "overlap_limit_gb": 0.5}))
+    assert planned(snakemake(work, cfg, "-n")) == set()
+
+
+@pytest.mark.mpi
 def test_plot_option_reruns_plots_only_and_job_change_reruns_its_jobs(local_run):
     work = local_run["work"]
     cfg = edited_config(work, "units.yaml", lambda c: c["plot"].update(time_unit="hbar_over_gamma"))
@@ -282,6 +298,9 @@ def test_exponent_numbers_in_the_workflow_config(tmp_path):
     (lambda c: c["closed"]["resources"].update(ranks="two"), "closed.resources.ranks"),
     (lambda c: c["gibbs"].update(enabled=True, temperatures=[-10]), "gibbs.temperatures[0]"),
     (lambda c: c["closed"].update(spins_per_layer=[2, 9]), "closed.spins_per_layer"),
+    (lambda c: c["gibbs"].update(job={"parallel": {"ranks_per_member": 1}}), "gibbs.job.parallel"),
+    (lambda c: c["gibbs"].update(parallel={"ranks_per_member": -1}), "gibbs.parallel.ranks_per_member"),
+    (lambda c: c["bath"].update(job={"numerics": {"integrator": "krylov"}}), "numerics.integrator"),
 ])
 def test_bad_config_stops_before_any_job(tmp_path, edit, key):
     cfg = edited_config(tmp_path, "bad.yaml", edit)

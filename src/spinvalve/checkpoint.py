@@ -14,12 +14,13 @@ Every file is written under a temporary name and renamed; the meta file is renam
 last, after a barrier, so it only ever points at complete state files. Files are
 created with the process umask (mode ``0o666 & ~umask``).
 
-The config hash covers every key but ``checkpoint.*``. A checkpoint of a different
-config (a leftover after a config edit), or one that cannot be read, is *stale*: it is
-moved aside to ``<base>.stale-<timestamp>.*`` (never deleted) with a one-line message,
-and the job starts afresh. A checkpoint written by a different number of MPI ranks is
-refused with :class:`~spinvalve.errors.CheckpointError` (resume it with that many ranks,
-or move it away to discard it).
+The config hash covers every key but ``checkpoint.*`` and ``parallel.*``. A checkpoint
+of a different config (a leftover after a config edit), or one that cannot be read, is
+*stale*: it is moved aside to ``<base>.stale-<timestamp>.*`` (never deleted) with a
+one-line message, and the job starts afresh. A checkpoint written with another layout of
+the states over the ranks (number of MPI ranks, ``parallel.ranks_per_member``) is refused
+with :class:`~spinvalve.errors.CheckpointError` (resume it with that layout, or move it
+away to discard it).
 
 :class:`StopFlag` turns SIGTERM / SIGUSR1 (what SLURM sends before the time limit) into
 a flag every family polls; a family that sees it writes a checkpoint and raises
@@ -42,7 +43,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .config import Checkpoint, JobConfig
+from .config import Checkpoint, JobConfig, Parallel
 from .errors import EXIT_RESUMABLE, CheckpointError, Interrupted
 
 __all__ = ["Checkpointer", "Saved", "StopFlag", "config_hash", "CheckpointError", "Interrupted",
@@ -50,8 +51,10 @@ __all__ = ["Checkpointer", "Saved", "StopFlag", "config_hash", "CheckpointError"
 
 
 def config_hash(cfg: JobConfig) -> str:
-    """Hash of everything that determines the numbers (the checkpoint section excluded)."""
-    return hashlib.sha256(replace(cfg, checkpoint=Checkpoint()).to_yaml().encode()).hexdigest()
+    """Hash of everything that determines the numbers (the checkpoint and parallel sections
+    excluded: where a checkpoint lives and how the ranks share the work do not)."""
+    return hashlib.sha256(replace(cfg, checkpoint=Checkpoint(), parallel=Parallel())
+                          .to_yaml().encode()).hexdigest()
 
 
 class Saved(NamedTuple):
@@ -77,6 +80,8 @@ class Checkpointer:
         self.base = Path(base)
         self.comm = comm
         self.hash = config_hash(cfg)
+        # how the states are laid out over the ranks: a resume needs the same
+        self.layout = {"ranks": comm.size, "ranks_per_member": cfg.parallel.ranks_per_member}
         self.interval = cfg.checkpoint.interval
         self.meta = self.base.with_name(self.base.name + ".meta")
         self.log = log
@@ -109,7 +114,7 @@ class Checkpointer:
                 old = self._read_meta()
             except Exception:  # noqa: BLE001 - an unreadable old meta is replaced anyway
                 old = None
-            data = {"hash": self.hash, "ranks": comm.size, "step": step, "records": records}
+            data = {"hash": self.hash, **self.layout, "step": step, "records": records}
             tmp = self.meta.with_name(self.meta.name + ".tmp")
             with open(tmp, "wb") as fh:
                 pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
@@ -138,10 +143,14 @@ class Checkpointer:
             return None, None
         if not isinstance(meta, dict) or meta.get("hash") != self.hash:
             return None, "was written by a different config"
-        if meta["ranks"] != self.comm.size:
-            raise CheckpointError(f"{self.meta}: written by {meta['ranks']} MPI ranks, this run has "
-                                  f"{self.comm.size}; resume with {meta['ranks']} ranks, or move "
-                                  f"the checkpoint files {self.base}.* away to start afresh")
+        saved = {k: meta.get(k, 0 if k == "ranks_per_member" else None) for k in self.layout}
+        if saved != self.layout:
+            was = ", ".join(f"{k} = {v}" for k, v in saved.items())
+            now = ", ".join(f"{k} = {v}" for k, v in self.layout.items())
+            raise CheckpointError(f"{self.meta}: written with {was} (MPI ranks, "
+                                  f"parallel.ranks_per_member), this run has {now}; resume with "
+                                  f"the same, or move the checkpoint files {self.base}.* away "
+                                  "to start afresh")
         missing = [r for r in range(meta["ranks"]) if not self._state_file(meta["step"], r).exists()]
         if missing:
             return None, f"misses its state files of ranks {missing}"

@@ -130,16 +130,50 @@ class Time:
 
 
 @dataclass(frozen=True)
+class Chebyshev:
+    """Options of the ``chebyshev`` integrator (also the open system's non-Hermitian one)."""
+    tolerance: float = _f(1e-12, lo=0.0, lo_open=True, hi=1e-3,
+                          doc="truncation of the Chebyshev series per output interval "
+                              "(bound on the neglected coefficients)")
+    spectral_bounds: str = _f("terms", choices=("terms", "lanczos"),
+                              doc="how the spectral interval is found: a bound from the "
+                                  "Hamiltonian's terms, or Lanczos")
+
+
+@dataclass(frozen=True)
+class Krylov:
+    """Options of the ``krylov`` integrator (SLEPc MFN)."""
+    tolerance: float = _f(1e-12, lo=0.0, lo_open=True, hi=1e-3,
+                          doc="SLEPc MFN tolerance per output interval")
+
+
+@dataclass(frozen=True)
+class RK4:
+    """Options of the ``rk4`` integrator (PETSc TS, a reference only)."""
+    dt: float = _f(0.002, lo=0.0, lo_open=True, doc="largest RK4 step (fs)")
+
+
+@dataclass(frozen=True)
 class Numerics:
     integrator: str = _f("chebyshev", choices=("chebyshev", "krylov", "rk4"),
-                         doc="propagator (registered name)")
-    tolerance: float = _f(1e-12, lo=0.0, lo_open=True, hi=1e-3,
-                          doc="per-step propagation tolerance")
-    spectral_bounds: str = _f("terms", choices=("terms", "lanczos"),
-                              doc="how the Chebyshev spectral interval is found")
-    rk4_dt: float = _f(0.002, lo=0.0, lo_open=True, doc="RK4 reference step (fs)")
+                         doc="propagator (registered name); its options: numerics.<integrator>")
+    chebyshev: Chebyshev = field(default_factory=Chebyshev)
+    krylov: Krylov = field(default_factory=Krylov)
+    rk4: RK4 = field(default_factory=RK4)
     invariant_tolerance: float = _f(1e-8, lo=0.0, lo_open=True,
                                     doc="allowed drift of norm, S^z_tot and energy")
+
+    @property
+    def options(self):
+        """The options section of the chosen integrator."""
+        return getattr(self, self.integrator)
+
+
+@dataclass(frozen=True)
+class Parallel:
+    """How a job uses its MPI ranks and memory. Not part of the job's identity: left out
+    of the checkpoint hash and of the pipeline's job files (``<family>.parallel`` in the
+    pipeline config), so changing it reruns nothing and keeps checkpoints valid."""
     ranks_per_member: int = _f(0, lo=0, doc="MPI ranks per ensemble member (0: all; 1: the "
                                             "ranks also measure in turn)")
     memory_limit_gb: float = _f(16.0, lo=0.0, lo_open=True,
@@ -148,6 +182,17 @@ class Numerics:
                                  doc="largest rho_FM Gram-factor set (all members, GB) measured by "
                                      "the ranks in turn while the others propagate; larger: rank 0 "
                                      "measures every output time while the others wait")
+
+
+#: Keys of earlier versions and where they live now (a config using one gets told).
+MOVED = {
+    "numerics.tolerance": "numerics.chebyshev.tolerance (or numerics.krylov.tolerance)",
+    "numerics.spectral_bounds": "numerics.chebyshev.spectral_bounds",
+    "numerics.rk4_dt": "numerics.rk4.dt",
+    "numerics.ranks_per_member": "parallel.ranks_per_member",
+    "numerics.memory_limit_gb": "parallel.memory_limit_gb",
+    "numerics.overlap_limit_gb": "parallel.overlap_limit_gb",
+}
 
 
 @dataclass(frozen=True)
@@ -223,6 +268,7 @@ class JobConfig:
     observables: Observables = field(default_factory=Observables)
     temperature: Temperature = field(default_factory=Temperature)
     checkpoint: Checkpoint = field(default_factory=Checkpoint)
+    parallel: Parallel = field(default_factory=Parallel)
     bath: Bath | None = None
     trajectories: Trajectories | None = None
     multi_electron: MultiElectron | None = None
@@ -298,6 +344,9 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(map(str, raw)) - names)
+    moved = [f"{prefix}.{k}" for k in unknown if f"{prefix}.{k}" in MOVED]
+    if moved:
+        raise ConfigError(f"{moved[0]}: moved to {MOVED[moved[0]]}")
     if unknown:
         raise ConfigError(f"{prefix}.{unknown[0]}: unknown key (allowed: {sorted(names)})"
                           if prefix else f"{unknown[0]}: unknown key (allowed: {sorted(names)})")
@@ -324,7 +373,15 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     return cls(**kwargs)
 
 
-def _check_geometry(cfg: JobConfig) -> None:
+#: Largest charge block of the localized spins diagonalised for a Gibbs state.
+MAX_GIBBS_BLOCK = 6000
+#: Largest layer whose bath jump operators are built (dense 2^n x 2^n).
+MAX_LAYER_SPINS = 12
+
+
+def _check_rules(cfg: JobConfig) -> None:
+    """Every rule between keys (geometry, time grid, family limits): checked once, when a
+    config is loaded, so the pipeline's plan refuses a job before any job starts."""
     lay, L = cfg.layers, cfg.chain.n_sites
     if lay.n_spins > 24:
         raise ConfigError(f"layers: n_p + n_a = {lay.n_spins} exceeds the supported 24 spins")
@@ -362,6 +419,20 @@ def _check_geometry(cfg: JobConfig) -> None:
     if cfg.bath is not None and cfg.temperature.gibbs > 0:
         raise ConfigError("temperature.gibbs: a Gibbs initial state with a bath is not supported; "
                           "set temperature.gibbs to 0 or remove the bath section")
+    if cfg.bath is not None and cfg.numerics.integrator != "chebyshev":
+        raise ConfigError(f"numerics.integrator: open systems propagate H_eff by the "
+                          f"non-Hermitian Chebyshev expansion only, got {cfg.numerics.integrator!r}")
+    if cfg.bath is not None and max(lay.n_p, lay.n_a) > MAX_LAYER_SPINS:
+        raise ConfigError(f"layers: a layer of {max(lay.n_p, lay.n_a)} spins; the bath's jump "
+                          f"operators are built for at most {MAX_LAYER_SPINS} spins per layer")
+    if cfg.temperature.gibbs > 0 and cfg.multi_electron is None:
+        from .basis import SpinLayers
+        spins = SpinLayers(lay.n_p, lay.n_a)
+        largest = max(spins.block(K).size for K in range(lay.n_spins + 1))
+        if largest > MAX_GIBBS_BLOCK:
+            raise ConfigError(f"temperature.gibbs: the Gibbs state of {lay.n_p}+{lay.n_a} spins "
+                              f"needs a charge block of {largest} states diagonalised (limit "
+                              f"{MAX_GIBBS_BLOCK}); use fewer spins")
 
 
 def load_config(source: Mapping | str | Path | None = None,
@@ -403,7 +474,7 @@ def load_config(source: Mapping | str | Path | None = None,
         except yaml.YAMLError as exc:
             raise ConfigError(f"{key}: value {value!r} is not valid YAML") from exc
     cfg = _build(JobConfig, raw, "")
-    _check_geometry(cfg)
+    _check_rules(cfg)
     return cfg
 
 

@@ -226,7 +226,7 @@ def _predict_single(cfg, ranks: int, threads: int, c: Mapping) -> Cost:
     L = cfg.geometry.n_sites
     lo, hi = Model.from_config(cfg).spectral_bounds()
     b = 0.5 * (hi - lo)
-    terms = chebyshev_terms(b, cfg.time.dt_out, cfg.numerics.tolerance)
+    terms = chebyshev_terms(b, cfg.time.dt_out, cfg.numerics.chebyshev.tolerance)
     n_out = cfg.time.n_out
     family = "gibbs" if cfg.temperature.gibbs > 0 else "closed"
     if cfg.bath is not None:
@@ -254,8 +254,8 @@ def _predict_single(cfg, ranks: int, threads: int, c: Mapping) -> Cost:
     else:
         prop = work / ranks / (c["rank_efficiency"] if ranks > 1 else 1.0)
         pre, post, largest, block_mb = measurement_per_output(cfg, members, threads, c)
-        local = min(per_rank, len(dims)) if cfg.numerics.ranks_per_member == 1 else len(dims)
-        split = 1 if cfg.numerics.ranks_per_member == 1 else ranks
+        local = min(per_rank, len(dims)) if cfg.parallel.ranks_per_member == 1 else len(dims)
+        split = 1 if cfg.parallel.ranks_per_member == 1 else ranks
         state_mb = (local + 3) * amps * 16 / split / 2 ** 20
         mem = c["base_mb"] + state_mb + block_mb
     t_on = entanglement_onset(cfg)
@@ -263,7 +263,7 @@ def _predict_single(cfg, ranks: int, threads: int, c: Mapping) -> Cost:
     meas = pre * (n_out + 1 - n_post) + post * n_post
     # the ranks measure in turn with a member per rank (Engine.overlap), else rank 0 measures
     # every output time while the others wait
-    in_turn = cfg.numerics.ranks_per_member == 1 and ranks > 1 and cfg.bath is None
+    in_turn = cfg.parallel.ranks_per_member == 1 and ranks > 1 and cfg.bath is None
     meas_wall = meas / min(ranks, 2) if in_turn else meas
     wall = c["startup_s"] + (max(prop, meas_wall) if in_turn else prop + meas_wall)
     return Cost(family, ranks, max(1, threads), len(dims) * n_traj, amps, terms, n_out,

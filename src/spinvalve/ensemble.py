@@ -15,10 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import K_B
-from .config import JobConfig
+from .config import MAX_GIBBS_BLOCK, JobConfig
 from .hamiltonian import Model
 
-MAX_GIBBS_BLOCK = 6000
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def make_propagator(shell: HamiltonianShell, mat, dt: float, numerics: Numerics)
     except KeyError:
         raise ValueError(f"numerics.integrator: unknown integrator {numerics.integrator!r} "
                          f"(registered: {sorted(INTEGRATORS)})") from None
-    return cls(shell, mat, dt, numerics)
+    return cls(shell, mat, dt, numerics.options)
 
 
 def chebyshev_coefficients(z: float, tol: float) -> np.ndarray:
@@ -104,9 +104,9 @@ def axpy(alpha: complex, x: np.ndarray, y: np.ndarray) -> None:
 class ChebyshevPropagator:
     """psi(t + dt) = exp(-i a dt/hbar) sum_k c_k T_k((H - a)/b) psi(t)."""
 
-    def __init__(self, shell: HamiltonianShell, mat, dt: float, numerics: Numerics):
+    def __init__(self, shell: HamiltonianShell, mat, dt: float, options):
         self.shell = shell
-        if numerics.spectral_bounds == "lanczos":
+        if options.spectral_bounds == "lanczos":
             lo, hi = lanczos_bounds(shell)
         else:
             lo, hi = shell.model.spectral_bounds()
@@ -115,7 +115,7 @@ class ChebyshevPropagator:
         # at most z = 100 per sub-step keeps the coefficients well inside double range
         self.n_sub = max(1, math.ceil(self.b * dt / HBAR / 100.0))
         self.dt = dt / self.n_sub
-        self.coef = chebyshev_coefficients(self.b * self.dt / HBAR, numerics.tolerance / self.n_sub)
+        self.coef = chebyshev_coefficients(self.b * self.dt / HBAR, options.tolerance / self.n_sub)
         self.phase = np.exp(-1j * self.a * self.dt / HBAR)
 
     @property
@@ -153,7 +153,7 @@ class ChebyshevPropagator:
 class KrylovPropagator:
     """SLEPc MFN: exp(alpha A) b with alpha = -i dt / hbar."""
 
-    def __init__(self, shell: HamiltonianShell, mat, dt: float, numerics: Numerics):
+    def __init__(self, shell: HamiltonianShell, mat, dt: float, options):
         from slepc4py import SLEPc
         self.mat = mat
         self.mfn = SLEPc.MFN().create(comm=mat.getComm())
@@ -161,7 +161,7 @@ class KrylovPropagator:
         fn = self.mfn.getFN()
         fn.setType(SLEPc.FN.Type.EXP)
         fn.setScale(-1j * dt / HBAR, 1.0)
-        self.mfn.setTolerances(numerics.tolerance, 10000)
+        self.mfn.setTolerances(options.tolerance, 10000)
         self.mfn.setOptionsPrefix("krylov_")
         self.mfn.setFromOptions()
         self._out = mat.createVecLeft()
@@ -176,12 +176,12 @@ class KrylovPropagator:
 
 @register("rk4")
 class RK4Propagator:
-    """PETSc TS, classical RK4 with a fixed step <= numerics.rk4_dt (reference only)."""
+    """PETSc TS, classical RK4 with a fixed step <= numerics.rk4.dt (reference only)."""
 
-    def __init__(self, shell: HamiltonianShell, mat, dt: float, numerics: Numerics):
+    def __init__(self, shell: HamiltonianShell, mat, dt: float, options):
         from petsc4py import PETSc
         self.mat, self.dt = mat, dt
-        n = max(1, math.ceil(dt / numerics.rk4_dt - 1e-9))
+        n = max(1, math.ceil(dt / options.dt - 1e-9))
         self.h = dt / n
         ts = PETSc.TS().create(comm=mat.getComm())
         ts.setProblemType(PETSc.TS.ProblemType.LINEAR)

@@ -1,7 +1,7 @@
 """One job: evolve every ensemble member, reduce rho_FM, record observables, write NetCDF.
 
 MPI layout: the world communicator is split into groups of
-``numerics.ranks_per_member`` ranks (0: one group of all ranks); each group
+``parallel.ranks_per_member`` ranks (0: one group of all ranks); each group
 evolves its share of the members, each member's state distributed over the
 group's ranks by chain site. At every output time each rank contributes the
 amplitudes of its rows to rho_FM's blocks, so the result does not depend on
@@ -15,7 +15,7 @@ without blocking (``Engine.overlap``):
 * dense blocks (every block no larger than its Gram factor, e.g. a Gibbs
   ensemble or 4+4 spins): each rank's Gram products, summed by the measuring
   rank;
-* factored blocks (large sectors, up to ``numerics.overlap_limit_gb`` in
+* factored blocks (large sectors, up to ``parallel.overlap_limit_gb`` in
   flight: 7+7, 8+8): copies of the amplitudes, received into the measuring
   rank's Gram factors.
 
@@ -76,7 +76,7 @@ def split_groups(world, ranks_per_member: int):
     size = world.size
     per = size if ranks_per_member in (0, None) or ranks_per_member >= size else ranks_per_member
     if size % per:
-        raise ValueError(f"numerics.ranks_per_member: {per} does not divide {size} MPI ranks")
+        raise ValueError(f"parallel.ranks_per_member: {per} does not divide {size} MPI ranks")
     color = world.rank // per
     return world.Split(color, world.rank), color, size // per
 
@@ -92,7 +92,7 @@ class Engine:
         self.world = world if world is not None else MPI.COMM_WORLD
         self.model = Model.from_config(cfg)
         self.ensemble: Ensemble = build_ensemble(self.model, cfg)
-        self.group, color, n_groups = split_groups(self.world, cfg.numerics.ranks_per_member)
+        self.group, color, n_groups = split_groups(self.world, cfg.parallel.ranks_per_member)
         self.n_groups = n_groups
         self.petsc_group = PETSc.Comm(self.group)
         phi = packet(cfg)
@@ -123,7 +123,7 @@ class Engine:
         # measures every output time.
         in_flight_gb = (self.world.size * self._blocks_size * 16 / 1e9 if self._offsets is not None
                         else self.factor_gb if self.world.size > 1 else np.inf)
-        self.overlap = self.group.size == 1 and in_flight_gb <= cfg.numerics.overlap_limit_gb
+        self.overlap = self.group.size == 1 and in_flight_gb <= cfg.parallel.overlap_limit_gb
         self._comm = self.world.Dup()    # flags, scalars and dense blocks in flight
         self._pending: deque = deque()   # (index, requests, buffers, factor transfer) in flight
         self._records: dict[int, dict] = {}  # observables this rank computed (rank 0: all, after a merge)
@@ -530,14 +530,14 @@ def estimate_memory_gb(cfg: JobConfig) -> float:
 
 
 def check_resources(cfg: JobConfig) -> None:
-    """Refuse a job whose states cannot fit in ``numerics.memory_limit_gb`` (before it starts)."""
+    """Refuse a job whose states cannot fit in ``parallel.memory_limit_gb`` (before it starts)."""
     from .config import ConfigError
     if cfg.multi_electron is not None or cfg.bath is not None:
         return
     need = estimate_memory_gb(cfg)
-    if need > cfg.numerics.memory_limit_gb:
-        raise ConfigError(f"numerics.memory_limit_gb: the job needs about {need:.1f} GB for its "
-                          f"states, more than the limit of {cfg.numerics.memory_limit_gb} GB "
+    if need > cfg.parallel.memory_limit_gb:
+        raise ConfigError(f"parallel.memory_limit_gb: the job needs about {need:.1f} GB for its "
+                          f"states, more than the limit of {cfg.parallel.memory_limit_gb} GB "
                           "(fewer spins, a shorter chain, or raise the limit)")
 
 

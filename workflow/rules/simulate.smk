@@ -45,6 +45,8 @@ rule simulate:
         cpus_per_task=lambda wildcards: job_resources(wildcards)["threads"],
         mem_mb=lambda wildcards, attempt: job_resources(wildcards, attempt)["mem_mb"],
         runtime=lambda wildcards, attempt: job_resources(wildcards, attempt)["runtime"],
+        # <family>.parallel: on the command line, not in the job file (no rerun when edited)
+        parallel_args=lambda wildcards: sweeps.parallel_args(config, wildcards.family),
         **site_resources(),
     conda:
         "../../envs/spinvalve.yaml"
@@ -52,7 +54,8 @@ rule simulate:
         "OMP_NUM_THREADS={resources.cpus_per_task} OPENBLAS_NUM_THREADS={resources.cpus_per_task} "
         "MKL_NUM_THREADS={resources.cpus_per_task} SRUN_CPUS_PER_TASK={resources.cpus_per_task} "
         "{resources.mpi} -n {resources.tasks} python -m spinvalve.usage {output.usage} -- "
-        "spinvalve simulate --config {input} --output {output.nc} > {log} 2>&1"
+        "spinvalve simulate --config {input} {resources.parallel_args} --output {output.nc} "
+        "> {log} 2>&1"
 
 
 # Multi-electron pulses (tDMRG, threaded, not MPI).

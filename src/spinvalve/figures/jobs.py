@@ -222,6 +222,24 @@ def _job_mapping(config: Mapping, family: str, point: Mapping[str, Any]) -> dict
     return deep_merge(config.get("job") or {}, fam.get("job") or {}, sweep)
 
 
+def parallel_settings(config: Mapping, family: str) -> dict:
+    """The family's ``parallel`` section: the job config's ``parallel.*`` keys, given to the
+    job on its command line (``--set parallel.<key>=<value>``), never written to its job
+    file, so changing them reruns no job and leaves its checkpoint valid."""
+    return dict((config.get(family) or {}).get("parallel") or {})
+
+
+def parallel_args(config: Mapping, family: str) -> str:
+    """``spinvalve simulate`` options of the family's parallel settings ('' without any)."""
+    return " ".join(f"--set parallel.{k}={v}" for k, v in sorted(parallel_settings(config, family).items()))
+
+
+def job_config(config: Mapping, family: str, job: Job):
+    """The validated JobConfig a job runs with: its job file's keys and the family's
+    parallel settings."""
+    return load_config(deep_merge(job.mapping, {"parallel": parallel_settings(config, family)}))
+
+
 def sweep_lists(config: Mapping, family: str) -> dict[str, list]:
     """The values of each sweep list of a family, duplicates dropped, order kept.
 
@@ -292,11 +310,17 @@ def validate(config: Mapping, status: Mapping[str, tuple[bool, str]] | None = No
                                           f"when {fam} is enabled")
         # the family's own overrides on top of the base (sweep values not applied)
         check(deep_merge(config.get("job") or {}, fsec.get("job") or {}), f"{fam}.job: ")
+        for where, sec in (("job", config.get("job") or {}), (f"{fam}.job", fsec.get("job") or {})):
+            if "parallel" in sec:
+                raise PipelineConfigError(
+                    f"{where}.parallel: parallel settings go in {fam}.parallel (in the job file "
+                    "a change of them would rerun the job)")
+        check({"parallel": parallel_settings(config, fam)}, f"{fam}.")
         for job in family_jobs(config, fam):
             where = ", ".join(f"{k} = {fmt_value(v)}" for k, v in job.point)
             sweep_keys = "/".join(f"{fam}.{lk}" for lk, _ in SWEEPS[fam])
             try:
-                cfg = load_config(job.mapping)
+                cfg = job_config(config, fam, job)
             except ConfigError as exc:
                 raise PipelineConfigError(
                     f"{sweep_keys}: the job at {where} is invalid: {exc}") from None
@@ -549,7 +573,7 @@ def predicted_cost(config: Mapping, family: str, job: Job):
 def _prediction(config: Mapping, family: str, job: Job):
     from .. import cost
     user = user_resources(config, family, job)
-    cfg = load_config(job.mapping)
+    cfg = job_config(config, family, job)
     if family == "multi_electron":
         threads = user.get("threads", 1)
         return user, cost.predict(cfg, 1, threads)

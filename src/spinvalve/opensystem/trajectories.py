@@ -304,9 +304,6 @@ class TrajectoryRunner:
     def __init__(self, cfg: JobConfig, comm=None):
         if cfg.bath is None:
             raise ConfigError("bath: the open-system engine needs a bath section")
-        if cfg.numerics.integrator != "chebyshev":
-            raise ConfigError(f"numerics.integrator: open systems propagate H_eff by the "
-                              f"non-Hermitian Chebyshev expansion only, got {cfg.numerics.integrator!r}")
         from mpi4py import MPI
         single_thread_blas()
         self.cfg = cfg
@@ -314,7 +311,7 @@ class TrajectoryRunner:
         self.model = Model.from_config(cfg)
         self.jumps = jump_operators(self.model, cfg.bath)
         self.problem = OpenProblem(self.model, self.jumps, comm if comm is not None else MPI.COMM_SELF)
-        self.prop = EffectivePropagator(self.problem, cfg.numerics.tolerance)
+        self.prop = EffectivePropagator(self.problem, cfg.numerics.chebyshev.tolerance)
         shell = self.problem.shell
         self.phi = packet(cfg)[shell.x0:shell.x1]
         ref = self.model.layers.reference_charge

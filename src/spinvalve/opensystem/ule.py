@@ -37,7 +37,7 @@ import numpy as np
 from scipy.special import bernoulli
 
 from .. import K_B
-from ..config import Bath
+from ..config import MAX_LAYER_SPINS, Bath
 from ..errors import SeriesError
 from ..hamiltonian import Model
 
@@ -160,9 +160,6 @@ def series_jumps(h: np.ndarray, xs: list[np.ndarray], bath: Bath, order: int) ->
 # ---------------------------------------------------------------------------
 # the set of jump operators of a model
 # ---------------------------------------------------------------------------
-
-MAX_LAYER_SPINS = 12
-
 
 @dataclass(frozen=True)
 class JumpOperators:
