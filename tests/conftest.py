@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,19 @@ def run_cli(args: list[str], ranks: int = 1, timeout: float = 300, check: bool =
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
+
+
+class StopAfter:
+    """A stop flag (:class:`spinvalve.checkpoint.StopFlag`'s interface) that 'receives the
+    signal ``sig``' after it has been polled ``n`` times."""
+
+    def __init__(self, n: int, sig: int = signal.SIGTERM):
+        self.n, self.sig = n, sig
+
+    @property
+    def raised(self):
+        self.n -= 1
+        return self.sig if self.n < 0 else None
 
 
 @pytest.fixture

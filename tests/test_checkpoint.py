@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from conftest import MPI_ENV, ROOT
+from conftest import MPI_ENV, ROOT, StopAfter
 
 JOB = """
 chain: {n_sites: 90}
@@ -229,18 +229,6 @@ def test_tdmrg_job_stopped_by_sigusr1_resumes_to_the_same_file(tmp_path):
     for var in ref.data_vars:
         np.testing.assert_array_equal(ds[var].values, ref[var].values, err_msg=var)
     assert not list(tmp_path.glob("out.nc.ckpt*"))
-
-
-class StopAfter:
-    """A stop flag that 'receives a signal' after it has been polled ``n`` times."""
-
-    def __init__(self, n):
-        self.n = n
-
-    @property
-    def raised(self):
-        self.n -= 1
-        return signal.SIGTERM if self.n < 0 else None
 
 
 def test_trajectory_job_resumes_to_the_same_sums(tmp_path):

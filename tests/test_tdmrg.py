@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import itertools
 import math
+import signal
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from scipy.sparse.linalg import eigsh, expm_multiply
 
 pytest.importorskip("tenpy")
 
+from conftest import StopAfter  # noqa: E402
 from spinvalve import HBAR  # noqa: E402
 from spinvalve.config import load_config  # noqa: E402
 from spinvalve.tdmrg import run_tdmrg  # noqa: E402
@@ -274,18 +276,6 @@ def test_dt_out_must_be_multiple_of_step():
     assert step_fs(cfg) == pytest.approx(0.1 * HBAR)
 
 
-class StopAfter:
-    """A stop flag that 'receives SIGUSR1' after it has been polled ``n`` times."""
-
-    def __init__(self, n):
-        self.n = n
-
-    @property
-    def raised(self):
-        self.n -= 1
-        return 10 if self.n < 0 else None
-
-
 def test_stopped_run_resumes_bit_for_bit(tmp_path, short_run):
     """Stopped after the 2nd output time (checkpoint, Interrupted), resumed from TeNPy's
     resume data: every variable equals the uninterrupted run's exactly."""
@@ -295,7 +285,7 @@ def test_stopped_run_resumes_bit_for_bit(tmp_path, short_run):
     cfg = small_cfg(4, multi_electron={"method": "tdvp"})  # checkpoint.interval: 600 s
     ckpt = Checkpointer(tmp_path / "job.ckpt", cfg, MPI.COMM_SELF, log=None)
     with pytest.raises(Interrupted) as stopped:
-        run_tdmrg(cfg, checkpointer=ckpt, stop=StopAfter(1), log=None)
+        run_tdmrg(cfg, checkpointer=ckpt, stop=StopAfter(1, signal.SIGUSR1), log=None)
     assert stopped.value.code == 75
     assert (tmp_path / "job.ckpt.s2.r0.npz").exists()
     seen = []
