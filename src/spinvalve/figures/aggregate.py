@@ -65,14 +65,19 @@ def job_config(ds: xr.Dataset) -> dict:
     return load_yaml(text) or {}
 
 
-def sweep_point(ds: xr.Dataset) -> dict[str, Any]:
-    """Sweep values of a job, read from its config through the package's own loader
-    (so an omitted key means the package default, never a default of this module)."""
+def loaded_config(ds: xr.Dataset):
+    """The JobConfig a job file was computed with, through the package's own loader (an
+    omitted key means the package default, never a default of this module)."""
     from ..config import ConfigError, load_config
     try:
-        cfg = load_config(job_config(ds))
+        return load_config(job_config(ds))
     except ConfigError as exc:
         raise AggregationError(f"{ds.attrs.get('_source_file', '?')}: config attribute: {exc}")
+
+
+def sweep_point(ds: xr.Dataset) -> dict[str, Any]:
+    """Sweep values of a job (:func:`loaded_config`)."""
+    cfg = loaded_config(ds)
     point: dict[str, Any] = {"n_spins": cfg.layers.n_spins, "spins_per_layer": cfg.layers.n_p,
                              "temperature": cfg.temperature.gibbs}
     if cfg.bath is not None:
@@ -87,8 +92,7 @@ def sweep_point(ds: xr.Dataset) -> dict[str, Any]:
 
 def _hbar_over_gamma(ds: xr.Dataset) -> float:
     from .. import HBAR
-    gamma = float((job_config(ds).get("chain") or {}).get("hopping", 1.0))
-    return HBAR / gamma
+    return HBAR / loaded_config(ds).chain.hopping
 
 
 def pick(ds: xr.Dataset, names: Sequence[str], *, optional: Sequence[str] = ()) -> xr.Dataset:

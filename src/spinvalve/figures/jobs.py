@@ -234,7 +234,7 @@ def parallel_args(config: Mapping, family: str) -> str:
     return " ".join(f"--set parallel.{k}={v}" for k, v in sorted(parallel_settings(config, family).items()))
 
 
-def job_config(config: Mapping, family: str, job: Job):
+def run_config(config: Mapping, family: str, job: Job):
     """The validated JobConfig a job runs with: its job file's keys and the family's
     parallel settings."""
     return load_config(deep_merge(job.mapping, {"parallel": parallel_settings(config, family)}))
@@ -320,7 +320,7 @@ def validate(config: Mapping, status: Mapping[str, tuple[bool, str]] | None = No
             where = ", ".join(f"{k} = {fmt_value(v)}" for k, v in job.point)
             sweep_keys = "/".join(f"{fam}.{lk}" for lk, _ in SWEEPS[fam])
             try:
-                cfg = job_config(config, fam, job)
+                cfg = run_config(config, fam, job)
             except ConfigError as exc:
                 raise PipelineConfigError(
                     f"{sweep_keys}: the job at {where} is invalid: {exc}") from None
@@ -573,7 +573,7 @@ def predicted_cost(config: Mapping, family: str, job: Job):
 def _prediction(config: Mapping, family: str, job: Job):
     from .. import cost
     user = user_resources(config, family, job)
-    cfg = job_config(config, family, job)
+    cfg = run_config(config, family, job)
     if family == "multi_electron":
         threads = user.get("threads", 1)
         return user, cost.predict(cfg, 1, threads)
