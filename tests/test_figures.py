@@ -149,7 +149,7 @@ def test_schema_errors_name_the_key(edit, key):
 @pytest.mark.parametrize("edit, key", [
     (lambda c: c["job"]["chain"].update(colour=1), "job.chain.colour: unknown key"),
     (lambda c: c["job"]["time"].update(t_end="long"), "job.time.t_end: expected a number"),
-    (lambda c: c["gibbs"]["job"].update(temperature={"h_pin": -1}), "gibbs.job: temperature.h_pin"),
+    (lambda c: c["gibbs"].setdefault("job", {}).update(temperature={"h_pin": -1}), "gibbs.job: temperature.h_pin"),
     (lambda c: c["closed"].update(spins_per_layer=[1, 40]), "closed.spins_per_layer"),
     (lambda c: c["figures"].update(reference_spins_per_layer=9),
      "figures.reference_spins_per_layer"),
