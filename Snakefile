@@ -5,7 +5,7 @@
 #   snakemake --report results/report.html --configfile config/config.yaml
 #
 # Rules are thin shells over the `spinvalve` CLI; sweeps and validation live in
-# spinvalve.figures.jobs. See workflow/README.md and config/README.md.
+# spinvalve.pipeline.sweeps. See workflow/README.md and config/README.md.
 
 from snakemake.utils import min_version
 

@@ -320,7 +320,7 @@ def test_bath_figures_without_bath_data_are_partial_not_errors():
 
 def test_coupling_sweep_paths_configs_and_figure_inputs():
     from spinvalve.config import load_config
-    from spinvalve.figures import jobs as sweeps
+    from spinvalve.pipeline import sweeps
     repo = Path(__file__).resolve().parents[1]
     cfg = yaml.safe_load((repo / "config" / "config.yaml").read_text())
     cfg["bath"].update(temperatures=[10, 100], couplings=[1.2e-4, 3e-4], batches=[0, 1])

@@ -13,7 +13,7 @@ import yaml
 
 from spinvalve import cost
 from spinvalve.config import load_config
-from spinvalve.figures import jobs as sweeps
+from spinvalve.pipeline import cluster, sweeps
 from spinvalve.usage import read_usage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,10 +91,10 @@ def quick():
 def test_user_resources_win_and_grow_with_attempt():
     c = quick()
     job = sweeps.all_jobs(c)[("closed", "spins_per_layer~4")]
-    model = sweeps.resources(c, "closed", job)
+    model = cluster.resources(c, "closed", job)
     c["closed"]["resources"] = {"ranks": 2, "runtime": 77, "mem_mb": 3000}
-    user1 = sweeps.resources(c, "closed", job, attempt=1)
-    user2 = sweeps.resources(c, "closed", job, attempt=2)
+    user1 = cluster.resources(c, "closed", job, attempt=1)
+    user2 = cluster.resources(c, "closed", job, attempt=2)
     assert (user1["runtime"], user1["mem_mb"]) == (77, 3000)
     assert (user2["runtime"], user2["mem_mb"]) == (154, 4500)
     assert model["runtime"] != 77 and model["ranks"] == 2
@@ -106,10 +106,10 @@ def test_measuring_rank_gets_blas_threads_where_measurement_dominates():
     c["figures"]["fig7_spins_per_layer"] = [2, 7]
     c["sizing"] = {"measure_threads": 4}
     js = sweeps.all_jobs(c)
-    assert sweeps.resources(c, "closed", js[("closed", "spins_per_layer~7")])["threads"] == 4
-    assert sweeps.resources(c, "closed", js[("closed", "spins_per_layer~2")])["threads"] == 1
+    assert cluster.resources(c, "closed", js[("closed", "spins_per_layer~7")])["threads"] == 4
+    assert cluster.resources(c, "closed", js[("closed", "spins_per_layer~2")])["threads"] == 1
     c["closed"]["resources"]["threads"] = 2          # the user's choice wins
-    assert sweeps.resources(c, "closed", js[("closed", "spins_per_layer~7")])["threads"] == 2
+    assert cluster.resources(c, "closed", js[("closed", "spins_per_layer~7")])["threads"] == 2
 
 
 def test_tdmrg_jobs_get_a_longer_warning_lead_and_a_runtime_above_it():
@@ -117,46 +117,46 @@ def test_tdmrg_jobs_get_a_longer_warning_lead_and_a_runtime_above_it():
     request at least 5 minutes above its family's lead."""
     c = quick()
     js = sweeps.all_jobs(c)
-    assert sweeps.warning_lead("multi_electron") == 900 and sweeps.warning_lead("closed") == 300
+    assert cluster.warning_lead("multi_electron") == 900 and cluster.warning_lead("closed") == 300
     for (fam, _), job in js.items():
-        assert sweeps.resources(c, fam, job)["runtime"] * 60 >= sweeps.warning_lead(fam) + 300
+        assert cluster.resources(c, fam, job)["runtime"] * 60 >= cluster.warning_lead(fam) + 300
     # the smallest request follows the lead, whatever sizing.min_runtime says
     small = {"sizing": {"min_runtime": 6}}
-    assert sweeps._min_runtime(small, "multi_electron") == 20
-    assert sweeps._min_runtime(small, "closed") == 10
+    assert cluster._min_runtime(small, "multi_electron") == 20
+    assert cluster._min_runtime(small, "closed") == 10
 
 
 def test_site_settings_per_family():
     c = quick()
-    assert sweeps.site_keys(c) == set() and sweeps.sbatch_flags(c, "closed") == ""
+    assert cluster.site_keys(c) == set() and cluster.sbatch_flags(c, "closed") == ""
     c["cluster"] = {"partition": "short", "account": "p1"}
     c["multi_electron"]["cluster"] = {"partition": "long", "qos": "big", "extra": "-C avx512"}
-    assert sweeps.site_keys(c) == {"partition", "account", "qos", "extra"}
-    assert sweeps.site_settings(c, "closed") == {"partition": "short", "account": "p1"}
-    assert sweeps.site_settings(c, "multi_electron")["partition"] == "long"
-    assert sweeps.sbatch_flags(c, "multi_electron") == (
+    assert cluster.site_keys(c) == {"partition", "account", "qos", "extra"}
+    assert cluster.site_settings(c, "closed") == {"partition": "short", "account": "p1"}
+    assert cluster.site_settings(c, "multi_electron")["partition"] == "long"
+    assert cluster.sbatch_flags(c, "multi_electron") == (
         "--partition=long --account=p1 --qos=big -C avx512")
     # jobs that checkpoint on the warning signal ask for it, on both executors' routes
-    assert sweeps.sbatch_flags(c, "multi_electron", signal=True) == (
+    assert cluster.sbatch_flags(c, "multi_electron", signal=True) == (
         "--partition=long --account=p1 --qos=big --signal=USR1@900 -C avx512")
-    assert sweeps.slurm_extra(c, "multi_electron", signal=True) == "--signal=USR1@900 -C avx512"
-    assert sweeps.slurm_extra(c, "closed", signal=True) == "--signal=USR1@300"
-    assert sweeps.slurm_extra(c, "closed") == "" and sweeps.sbatch_flags(c, "closed") == "--partition=short --account=p1"
+    assert cluster.slurm_extra(c, "multi_electron", signal=True) == "--signal=USR1@900 -C avx512"
+    assert cluster.slurm_extra(c, "closed", signal=True) == "--signal=USR1@300"
+    assert cluster.slurm_extra(c, "closed") == "" and cluster.sbatch_flags(c, "closed") == "--partition=short --account=p1"
 
 
 def test_plan_lists_every_job_and_merge():
     c = quick()
     js = sweeps.all_jobs(c)
-    rows = sweeps.plan(c, js)
+    rows = cluster.plan(c, js)
     assert len(rows) == len(js) + len(sweeps.bath_groups(js))
-    text = sweeps.plan_text(rows)
-    assert text.splitlines()[0].split("\t") == list(sweeps.PLAN_COLUMNS)
+    text = cluster.plan_text(rows)
+    assert text.splitlines()[0].split("\t") == list(cluster.PLAN_COLUMNS)
     total = sum(r["core_hours"] for r in rows)
-    assert f"{total:.3g} core-hours predicted" in sweeps.plan_summary(rows)
+    assert f"{total:.3g} core-hours predicted" in cluster.plan_summary(rows)
 
 
 def test_plan_cli_prints_the_plan(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "spinvalve.plan", str(REPO / ".test/config.yaml"),
+    proc = subprocess.run([sys.executable, "-m", "spinvalve.pipeline.plan", str(REPO / ".test/config.yaml"),
                            "--output", str(tmp_path / "plan.tsv")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

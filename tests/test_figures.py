@@ -18,7 +18,7 @@ import xarray as xr
 import yaml
 
 from spinvalve.config import load_config
-from spinvalve.figures import jobs as sweeps
+from spinvalve.pipeline import cluster, sweeps
 from spinvalve.figures.aggregate import AggregationError, aggregate, read_job, sweep_point
 from spinvalve.figures.catalog.fig5 import magnon_groups
 from spinvalve.figures.plot import draw, save, time_values
@@ -192,8 +192,8 @@ def test_disabled_families_have_no_jobs_and_are_reported():
 def test_resources_by_spins_override_family_defaults():
     cfg = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     jobs = sweeps.all_jobs(cfg, ALL_ON)
-    small = sweeps.resources(cfg, "closed", jobs[("closed", "spins_per_layer~4")])
-    big = sweeps.resources(cfg, "closed", jobs[("closed", "spins_per_layer~10")])
+    small = cluster.resources(cfg, "closed", jobs[("closed", "spins_per_layer~4")])
+    big = cluster.resources(cfg, "closed", jobs[("closed", "spins_per_layer~10")])
     assert small["ranks"] == 2 and big["ranks"] == 8 and big["mem_mb"] > small["mem_mb"]
 
 

@@ -12,7 +12,7 @@ import matplotlib
 import numpy as np
 import pytest
 
-from spinvalve.figures import jobs as sweeps
+from spinvalve.pipeline import sweeps
 from spinvalve.figures.aggregate import aggregate
 from spinvalve.figures.catalog.fig5 import magnon_groups
 from spinvalve.figures.catalog.fig7 import QFI_PANELS, WITNESS_GID

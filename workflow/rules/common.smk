@@ -10,7 +10,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from spinvalve.config import yaml_numbers
-from spinvalve.figures import jobs as sweeps
+from spinvalve.pipeline import cluster, sweeps
 
 SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
 
@@ -52,17 +52,17 @@ BATH_GROUPS = sweeps.bath_groups(JOBS)
 FIGURES = sweeps.FIGURES
 FORMATS = config["plot"]["formats"]
 
-SITE_KEYS = sweeps.site_keys(config)
+SITE_KEYS = cluster.site_keys(config)
 PLAN = "results/plan.tsv"
 
 # once per run (dry runs included): not again in the Snakemake processes that execute single
 # jobs. The plan: every job with its request and predicted cost (spinvalve.cost).
 if str(getattr(getattr(workflow, "exec_mode", None), "name", "DEFAULT")) == "DEFAULT":
     print(sweeps.describe_status(STATUS), file=sys.stderr)
-    _rows = sweeps.plan(config, JOBS)
+    _rows = cluster.plan(config, JOBS)
     Path(PLAN).parent.mkdir(parents=True, exist_ok=True)
-    Path(PLAN).write_text(sweeps.plan_text(_rows))
-    print(sweeps.plan_summary(_rows) + f" (per job: {PLAN})", file=sys.stderr)
+    Path(PLAN).write_text(cluster.plan_text(_rows))
+    print(cluster.plan_summary(_rows) + f" (per job: {PLAN})", file=sys.stderr)
 
 
 wildcard_constraints:
@@ -82,12 +82,12 @@ def job_of(wildcards):
 
 
 def job_resources(wildcards, attempt=1):
-    return sweeps.resources(config, wildcards.family, job_of(wildcards), attempt)
+    return cluster.resources(config, wildcards.family, job_of(wildcards), attempt)
 
 
 def merge_resources(wildcards, attempt=1):
     merged = f"results/merged/bath/{wildcards.params}.nc"
-    return sweeps.merge_resources(config, merged, BATH_GROUPS[merged], attempt)
+    return cluster.merge_resources(config, merged, BATH_GROUPS[merged], attempt)
 
 
 def site_resources(family=None, signal=True):
@@ -97,15 +97,15 @@ def site_resources(family=None, signal=True):
     config leaves out is not a resource here, so the user's profile supplies it."""
     fam = (lambda wc: family) if family else (lambda wc: wc.family)
     out = {}
-    for key, res in sweeps.SITE_KEYS.items():
+    for key, res in cluster.SITE_KEYS.items():
         if key in SITE_KEYS:
-            out[res] = lambda wc, key=key: sweeps.site_settings(config, fam(wc)).get(key)
-    # SIGUSR1 sweeps.warning_lead seconds (5 min; tDMRG 15 min) before the time limit, for the
+            out[res] = lambda wc, key=key: cluster.site_settings(config, fam(wc)).get(key)
+    # SIGUSR1 cluster.warning_lead seconds (5 min; tDMRG 15 min) before the time limit, for the
     # jobs that checkpoint on it (exit 75, the retry resumes): in sbatch_flags for the
     # cluster-generic submit line, in slurm_extra for the slurm executor (a profile's
     # default-resources would replace the user's own). A job without it is not signalled.
-    out["sbatch_flags"] = lambda wc: sweeps.sbatch_flags(config, fam(wc), signal)
-    out["slurm_extra"] = lambda wc: sweeps.slurm_extra(config, fam(wc), signal)
+    out["sbatch_flags"] = lambda wc: cluster.sbatch_flags(config, fam(wc), signal)
+    out["slurm_extra"] = lambda wc: cluster.slurm_extra(config, fam(wc), signal)
     return out
 
 
@@ -118,7 +118,7 @@ def mpi_launcher(wildcards):
     (set-resources: simulate: mpi: ...).
     """
     plugin = getattr(workflow, "executor_plugin", None)
-    return sweeps.mpi_launcher(str(getattr(plugin, "name", "") or ""))
+    return cluster.mpi_launcher(str(getattr(plugin, "name", "") or ""))
 
 
 def figure_inputs(wildcards):

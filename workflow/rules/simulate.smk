@@ -19,7 +19,7 @@ rule job_config:
 
 
 # MPI families. Ranks, memory, runtime and BLAS threads per rank come from the cost model
-# (spinvalve.cost via spinvalve.figures.jobs.resources; the config's <family>.resources win;
+# (spinvalve.cost via spinvalve.pipeline.cluster.resources; the config's <family>.resources win;
 # runtime and memory grow with the attempt). The launcher is the `mpi` resource: mpiexec
 # locally, srun under the SLURM executor (common.smk: mpi_launcher; a profile may override it
 # with set-resources: simulate: mpi: ...). Under SLURM an MPI job needs ranks >= 2

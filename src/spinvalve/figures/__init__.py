@@ -1,6 +1,6 @@
-"""The pipeline's figures: sweep expansion for the workflow, aggregation, plotting.
+"""The pipeline's figures: aggregation and plotting (which job files feed a figure:
+:mod:`spinvalve.pipeline.sweeps`).
 
-* :mod:`.jobs` expands the workflow config into one job config per sweep point;
 * :mod:`.catalog` holds one module per figure (its inputs, its figure-ready dataset,
   its drawing), registered in ``catalog.FIGURES``;
 * :mod:`.aggregate` reads and merges job NetCDF files (shared by every figure) and

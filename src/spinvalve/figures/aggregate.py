@@ -26,7 +26,7 @@ import yaml
 from .. import __version__
 from ..errors import AggregationError
 from ..io import git_revision, write_dataset
-from .jobs import FAMILIES
+from ..pipeline.sweeps import FAMILIES
 
 #: Scalar of every job file carried into the figure files, so that plots can shade the times
 #: after which chain-end reflections reach the layers (spinvalve.geometry).

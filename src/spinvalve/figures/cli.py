@@ -14,7 +14,7 @@ import sys
 
 import yaml
 
-from .jobs import FIGURES
+from .catalog import FIGURES
 
 
 def _aggregate(args: argparse.Namespace) -> int:

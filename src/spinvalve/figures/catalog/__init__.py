@@ -11,7 +11,7 @@ plots find it through :func:`get`.
 The shared pieces live beside this package: job-file reading and merging in
 :mod:`spinvalve.figures.aggregate`, drawing helpers in
 :mod:`spinvalve.figures.plot`, the sweep and job selection in
-:mod:`spinvalve.figures.jobs`, the bath statistics in :mod:`spinvalve.figures.bath`.
+:mod:`spinvalve.pipeline.sweeps`, the bath statistics in :mod:`spinvalve.figures.bath`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class Figure:
     ----------
     name, title : the file stem (``results/figures/<name>.nc``) and the NetCDF title.
     inputs : ``inputs(config, jobs) -> {family: [job file, ...]}``; families left out get
-        no files. ``jobs`` holds the enabled families' :class:`~spinvalve.figures.jobs.Job`.
+        no files. ``jobs`` holds the enabled families' :class:`~spinvalve.pipeline.sweeps.Job`.
     build : ``build({family: [Dataset, ...]}) -> (Dataset, notes)``; ``notes`` say what is
         missing (a partial figure), the Dataset's variables carry units and long_name.
     draw : ``draw(dataset, time_unit) -> matplotlib Figure``, from the built dataset only.

@@ -6,7 +6,7 @@ from typing import Mapping
 
 import xarray as xr
 
-from .. import jobs as sweeps
+from ...pipeline import sweeps
 from ..aggregate import pick, sweep_point
 from ..plot import (layers_of, legend, no_data, notes_text, panel_label, plt, shade_reflections,
                     time_label, time_values)

@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import xarray as xr
 
-from .. import jobs as sweeps
+from ...pipeline import sweeps
 from ..aggregate import REFLECTION, combine, expand, pick, rename_time, sweep_point
 from ..plot import (legend, no_data, notes_text, panel_label, plt, shade_reflections, time_dim,
                     time_label, time_values)

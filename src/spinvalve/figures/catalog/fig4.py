@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xarray as xr
 
-from .. import jobs as sweeps
+from ...pipeline import sweeps
 from ..aggregate import sweep_closed
 from ..plot import (legend, no_data, notes_text, plt, shade_reflections, spins_label, time_label,
                     time_values)

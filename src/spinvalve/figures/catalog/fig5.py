@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .. import jobs as sweeps
+from ...pipeline import sweeps
 from ..aggregate import pick, sweep_point
 from ..plot import (legend, no_data, notes_text, panel_grid, panel_label, plt, shade_reflections,
                     spins_label, time_label, time_values)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .. import jobs as sweeps
+from ...pipeline import sweeps
 from ..aggregate import (AggregationError, REFLECTION, SWEEP_COORDS, lifetime_sweep, pick,
                          rename_time, sweep_point)
 from ..plot import (duration_label, legend, lifetime_axes, lifetime_points, no_data, notes_text,

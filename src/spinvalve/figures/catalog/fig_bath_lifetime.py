@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .. import jobs as sweeps
+from ...pipeline import sweeps
 from ..aggregate import REFLECTION, combine, expand, lifetime_sweep, pick, rename_time, sweep_point
 from ..plot import (duration_label, legend, lifetime_axes, lifetime_points, no_data, notes_text,
                     panel_label, plt, shade_reflections, spins_label, time_label, time_scale,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xarray as xr
 
-from .. import jobs as sweeps
+from ...pipeline import sweeps
 from ..aggregate import REFLECTION, cf_var, combine, expand, pick, sweep_point
 from ..plot import (legend, no_data, notes_text, panel_label, plt, shade_reflections, spins_label,
                     time_label, time_values)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import xarray as xr
 
-from .. import jobs as sweeps
+from ...pipeline import sweeps
 from ..aggregate import (AggregationError, REFLECTION, SWEEP_COORDS, cf_var, pick, rename_time,
                          sweep_point)
 from ..plot import (legend, no_data, notes_text, panel_label, plt, shade_reflections, spins_label,

@@ -6,7 +6,7 @@
 The same table as ``results/plan.tsv``, which every Snakemake run (dry runs
 included) writes: the config is validated like the workflow does it
 (workflow/schemas/config.schema.yaml, then every job config), then each job is
-sized by :mod:`spinvalve.cost` (:func:`spinvalve.figures.jobs.resources`).
+sized by :mod:`spinvalve.cost` (:func:`spinvalve.pipeline.cluster.resources`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def _with_defaults(config: dict, schema: dict) -> dict:
@@ -38,28 +38,29 @@ def _with_defaults(config: dict, schema: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .figures import jobs as sweeps
+    from ..config import load_yaml
+    from . import cluster, sweeps
     ap = argparse.ArgumentParser(prog="spinvalve-plan", description=__doc__.splitlines()[0])
     ap.add_argument("config", help="workflow config (config/config.yaml, config/paper.yaml, ...)")
     ap.add_argument("-o", "--output", help="also write the table to this file")
     args = ap.parse_args(argv)
     try:
-        config = yaml.safe_load(Path(args.config).read_text()) or {}
+        config = load_yaml(Path(args.config).read_text()) or {}
         if SCHEMA.is_file():
             schema = yaml.safe_load(SCHEMA.read_text())
             sweeps.check_schema(config, schema)
             config = _with_defaults(config, schema)
         status = sweeps.family_status(config)
         sweeps.validate(config, status)
-        rows = sweeps.plan(config, sweeps.all_jobs(config, status))
+        rows = cluster.plan(config, sweeps.all_jobs(config, status))
     except (OSError, ValueError) as exc:
         print(f"spinvalve-plan: {args.config}: {exc}", file=sys.stderr)
         return 2
-    text = sweeps.plan_text(rows)
+    text = cluster.plan_text(rows)
     sys.stdout.write(text)
     if args.output:
         Path(args.output).write_text(text)
-    print(sweeps.plan_summary(rows), file=sys.stderr)
+    print(cluster.plan_summary(rows), file=sys.stderr)
     return 0
 
 
