@@ -193,6 +193,13 @@ def test_slices_combine_like_one_job(tmp_path):
             assert np.abs(merged[f"{key}_upper"] - whole[f"{key}_upper"]).max() < 1e-5, key
     with pytest.raises(CombineError):
         combine([parts[0], parts[0]])
+    # slices that differ in more than their trajectories (here the bath) are refused
+    parts[0].attrs["config"] = open_config(count=2, first=0, **cfg).to_yaml()
+    parts[1].attrs["config"] = open_config(count=4, first=2, bands=False, **cfg).to_yaml()
+    assert combine(parts).attrs["n_trajectories"] == 6
+    parts[1].attrs["config"] = open_config(count=4, first=2, bands=False, gamma=0.02, **cfg).to_yaml()
+    with pytest.raises(CombineError, match="bath sections differ"):
+        combine(parts)
 
 
 def test_series_jump_operators_run():

@@ -335,16 +335,33 @@ def from_dataset(ds: xr.Dataset) -> tuple[TrajectorySums, dict]:
     return sums, meta
 
 
+def _check_same_problem(datasets) -> None:
+    """CombineError naming the first config section in which two slices differ."""
+    from dataclasses import fields, replace
+    from ..config import Checkpoint, Parallel, load_config, load_yaml
+    configs = [load_config(load_yaml(d.attrs["config"])) for d in datasets if "config" in d.attrs]
+    problem = [replace(c, trajectories=None, checkpoint=Checkpoint(), parallel=Parallel())
+               for c in configs]
+    for other in problem[1:]:
+        if other != problem[0]:
+            key = next(f.name for f in fields(other)
+                       if getattr(other, f.name) != getattr(problem[0], f.name))
+            raise CombineError(f"trajectory slices of different problems: their {key} "
+                               "sections differ (only trajectories.* may)")
+
+
 def combine(datasets, n_boot: int = N_BOOTSTRAP) -> xr.Dataset:
     """Merge job files of disjoint trajectory slices of one problem: sum, then observables and bands.
 
-    The slices must share spins, times, seed and bath; the result equals a
-    single job over the union of their trajectories (bands up to the float32
-    storage of the batch sums).
+    The slices must share spins, times, seed and bath (checked: their ``config``
+    attributes, where present, may differ in ``trajectories``, ``checkpoint`` and
+    ``parallel`` only); the result equals a single job over the union of their
+    trajectories (bands up to the float32 storage of the batch sums).
     """
     datasets = list(datasets)
     if not datasets:
         raise CombineError("no datasets to combine")
+    _check_same_problem(datasets)
     total, meta = from_dataset(datasets[0])
     for ds in datasets[1:]:
         s, m = from_dataset(ds)
