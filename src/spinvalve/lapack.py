@@ -81,6 +81,20 @@ def blas_threads(n: int | None):
         _LIMITS.pop()
 
 
+def limit_blas_threads(n: int) -> bool:
+    """At most ``n`` BLAS threads in this process from now on (where the ranks are the
+    parallelism), unless OPENBLAS_NUM_THREADS / OMP_NUM_THREADS set a limit explicitly;
+    whether a limit is in force. The one thread limiter of the package, with
+    :func:`blas_threads` for a context."""
+    if any(os.environ.get(k, "").isdigit() for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")):
+        return True
+    from threadpoolctl import ThreadpoolController
+    _CONTROLLER[:] = [ThreadpoolController()]   # a fresh scan: every BLAS loaded by now
+    blas = _CONTROLLER[0].select(user_api="blas")
+    blas.limit(limits=n)   # kept: the returned context is not exited
+    return bool(blas.lib_controllers)
+
+
 def _default_threads() -> int:
     """Threads the BLAS was started with (its environment variables, else every core)."""
     for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):

@@ -37,9 +37,7 @@ how trajectories are split over ranks or jobs.
 
 from __future__ import annotations
 
-import ctypes
 import math
-import os
 import sys
 import time as wallclock
 
@@ -48,7 +46,7 @@ import scipy.sparse as sp
 from scipy.optimize import brentq
 from scipy.special import jv
 
-from .. import HBAR
+from .. import HBAR, lapack
 from ..basis import SpinSpace
 from ..config import ConfigError, JobConfig, Trajectories
 from ..ensemble import packet
@@ -61,36 +59,6 @@ from .ule import JumpOperators, jump_operators
 CROUZEIX = 1.0 + math.sqrt(2.0)
 Z_WINDOW = 30.0
 WINDOW_BYTES = 256 * 2 ** 20
-
-
-def single_thread_blas() -> bool:
-    """Limit OpenBLAS to one thread in this process (ranks are the parallelism).
-
-    The many small BLAS calls of a trajectory (axpy, small GEMMs) run many
-    times slower with threads competing for the cores. Respects an explicit
-    OPENBLAS_NUM_THREADS; returns whether a limit is in force.
-    """
-    if os.environ.get("OPENBLAS_NUM_THREADS"):
-        return True
-    try:
-        with open("/proc/self/maps") as fh:
-            libs = {line.split()[-1] for line in fh if "openblas" in line.lower() and ".so" in line}
-    except OSError:
-        return False
-    done = False
-    for path in libs:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in ("openblas_set_num_threads64_", "openblas_set_num_threads", "scipy_openblas_set_num_threads64_",
-                     "scipy_openblas_set_num_threads"):
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                fn(ctypes.c_int(1))
-                done = True
-                break
-    return done
 
 
 # ---------------------------------------------------------------------------
@@ -305,7 +273,9 @@ class TrajectoryRunner:
         if cfg.bath is None:
             raise ConfigError("bath: the open-system engine needs a bath section")
         from mpi4py import MPI
-        single_thread_blas()
+        # the many small BLAS calls of a trajectory (axpy, small GEMMs) run many times
+        # slower with threads competing for the cores: the ranks are the parallelism
+        lapack.limit_blas_threads(1)
         self.cfg = cfg
         self.traj = cfg.trajectories if cfg.trajectories is not None else Trajectories()
         self.model = Model.from_config(cfg)
