@@ -67,6 +67,7 @@ def env(threads: int = 1) -> dict:
 
 
 def timed_lapack(threads: int, n: int, what: str, repeat: int = 2) -> float:
+    """Best CPU seconds (wall with threads > 1) of one LAPACK call on an n x n matrix."""
     code = f"""
 import time, numpy as np
 from spinvalve import lapack
@@ -135,11 +136,16 @@ def main() -> int:
     t1 = timed_lapack(1, n, "eigvals")
     # 2 threads: wall time against the 1-thread wall time (only meaningful on a quiet node)
     t2 = timed_lapack(2, n, "eigvals")
-    c["eigvals_s"] = t1 / n ** 3
     c["thread_efficiency"] = float(min(1.0, max(0.1, t1 / t2 - 1.0)))
-    c["eigh_s"] = timed_lapack(1, 800, "eigh") / 800 ** 3
+    # n^3 + n^2 from two sizes: the large one (flops) and one of the blocks' typical size
+    small = 250
+    c["eigvals_s"], c["eigvals2_s"] = _fit_n3_n2(n, t1, small,
+                                                 timed_lapack(1, small, "eigvals", repeat=5))
+    c["eigh_s"], c["eigh2_s"] = _fit_n3_n2(800, timed_lapack(1, 800, "eigh"), small,
+                                           timed_lapack(1, small, "eigh", repeat=5))
     c["gemm_s"] = timed_lapack(1, 1200, "gemm") / (1200 * 1200 * 600)
-    print(f"eigvals {c['eigvals_s']:.3g} s/n^3, eigh {c['eigh_s']:.3g}, gemm {c['gemm_s']:.3g}, "
+    print(f"eigvals {c['eigvals_s']:.3g} s/n^3 + {c['eigvals2_s']:.3g} s/n^2, eigh "
+          f"{c['eigh_s']:.3g} + {c['eigh2_s']:.3g}, gemm {c['gemm_s']:.3g}, "
           f"2-thread efficiency {c['thread_efficiency']:.2f}", file=sys.stderr)
 
     with tempfile.TemporaryDirectory() as d:
@@ -179,30 +185,12 @@ def main() -> int:
                                                   "base_mb": 0.0})
         D = 1 << cfg.layers.n_p + cfg.layers.n_a
         bands_unit = (N_BOOTSTRAP * len(band_time_indices(cfg.time.n_out + 1, 4))
-                      * c["eigh_s"] * D ** 3)
+                      * cost.dense_seconds("eigh", D, c))
         meas = pm.measurement_s - bands_unit  # the observables at every output time
         c["bands_eig_per_replicate"] = max(1.0, (merge_cpu - c["startup_s"] - meas) / bands_unit)
         print(f"bath factor {c['bath_factor']:.2f}, bands {c['bands_eig_per_replicate']:.1f} "
               "eigen-decompositions per replicate", file=sys.stderr)
-        # tDMRG: two lengths -------------------------------------------------------------
-        me = {"chain": {"n_sites": 16}, "layers": {"n_p": 1, "n_a": 1, "fm_p_start": 7, "spacer": 1},
-              "pulse": {"x0": 1.0}, "multi_electron": {"n_electrons": 2, "n_conf": 4,
-                                                         "chi_start": 16, "chi_max": 32}}
-        dt = 0.1 * 0.6582119569
-        runs = []
-        for steps in (10, 40):
-            m = {**me, "time": {"t_end": steps * dt, "dt_out": 10 * dt}}
-            attrs, use = run_job(tmp, f"tdmrg{steps}", m)
-            runs.append((steps, use["cpu_s"], use["max_rss_mb"], load_config(m)))
-        (s1, w1, _, cfg1), (s2, w2, rss2, cfg2) = runs
-        L, chi = cfg2.geometry.n_sites, cfg2.multi_electron.chi_max
-        per_step = max(1e-6, (w2 - w1) / (s2 - s1))
-        c["tdmrg_s"] = per_step / (L * chi ** 3)
-        ground = max(0.0, w1 - c["startup_s"] - s1 * per_step)
-        c["tdmrg_ground_sweeps"] = ground / (c["tdmrg_s"] * L * cfg2.multi_electron.chi_start ** 3)
-        c["tdmrg_mb_per_site_chi2"] = max(1e-6, (rss2 - c["base_mb"]) / (L * chi ** 2))
-        print(f"tDMRG {c['tdmrg_s']:.3g} s per site-chi^3-step, ground state "
-              f"{c['tdmrg_ground_sweeps']:.1f} step-equivalents", file=sys.stderr)
+        _calibrate_tdmrg(tmp, c)
 
     data = {
         "machine": {"host": socket.gethostname(), "cpu": _cpu(), "cores": os.cpu_count(),
@@ -214,6 +202,67 @@ def main() -> int:
     }
     return _emit(data, args)
 
+
+
+def _fit_n3_n2(n1: int, t1: float, n2: int, t2: float) -> tuple[float, float]:
+    """(c3, c2) of t(n) = c3 n^3 + c2 n^2 through two timings (both >= 0)."""
+    c3 = (t1 / n1 ** 2 - t2 / n2 ** 2) / (n1 - n2)
+    c3 = max(c3, 0.1 * t1 / n1 ** 3)
+    c2 = max(0.0, (t2 - c3 * n2 ** 3) / n2 ** 2)
+    return c3, c2
+
+
+#: the tDMRG calibration job: the quick config's chain (L = 24, 2+2 spins, a well of 8
+#: sites), N_e = 4, bond dimension from 16 to 64 (the quick jobs: 32 to 96), 0-3.9 fs
+TDMRG_JOB = {"chain": {"n_sites": 24},
+             "layers": {"n_p": 2, "n_a": 2, "fm_p_start": 10, "spacer": 2},
+             "pulse": {"x0": 2.0},
+             "multi_electron": {"n_electrons": 4, "n_conf": 8, "chi_start": 16, "chi_max": 64,
+                                "trunc_cut": 1.0e-8},
+             "time": {"t_end": 60 * 0.1 * 0.6582119569, "dt_out": 5 * 0.1 * 0.6582119569}}
+
+
+def _calibrate_tdmrg(tmp: Path, c: dict) -> None:
+    """tdmrg_step_s, tdmrg_s: least squares of the CPU time of every output interval (5
+    steps) against the model's per-step terms at the bond dimension the run reached (it
+    grows from 16 to 64: the chi values of the fit); tdmrg_output_s: the measurements;
+    tdmrg_ground_sweeps: the ground state plus the engine's set-up (the first interval
+    above the model) in steps at chi_start; memory per chi^2 from the peak RSS."""
+    import json
+    import numpy as np
+    path = tmp / "tdmrg.yaml"
+    path.write_text(yaml.safe_dump(TDMRG_JOB))
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "_tdmrg_bench.py"), str(path)],
+                         capture_output=True, text=True, check=True,
+                         env={**env(1), "PYTHONPATH": str(ROOT / "src")})
+    r = json.loads(out.stdout.splitlines()[-1])
+    cfg = load_config(TDMRG_JOB)
+    caps = cost.bond_caps(cost.tdmrg_local_dims(cfg))
+    n_sub = round(cfg.time.dt_out / (cfg.multi_electron.dt * cost.HBAR / cfg.chain.hopping))
+    rows, prev = [], float(cfg.multi_electron.chi_start)
+    for _, chi, sec in r["intervals"]:
+        mid = 0.5 * (prev + chi)
+        rows.append((n_sub * len(caps + [0]), n_sub * sum(x ** 3 for x in cost.chi_profile(mid, caps)),
+                     sec))
+        prev = chi
+    A = np.array([[a, b] for a, b, _ in rows[1:]])
+    y = np.array([s for _, _, s in rows[1:]])
+    (a, b), *_ = np.linalg.lstsq(A, y, rcond=None)
+    if b <= 0 or a <= 0:       # noisy: chi^3 not resolved; keep both terms positive
+        b = max(b, 1e-12)
+        a = max(1e-6, float(np.mean((y - b * A[:, 1]) / A[:, 0])))
+    c["tdmrg_step_s"], c["tdmrg_s"] = float(a), float(b)
+    c["tdmrg_output_s"] = r["measure_s"] / (r["n_out"] + 1)
+    first = rows[0][2] - (a * rows[0][0] + b * rows[0][1])
+    c["tdmrg_ground_sweeps"] = max(0.0, r["ground_s"] + first) / cost.tdmrg_step_seconds(
+        cfg.multi_electron.chi_start, caps, c)
+    chi_end = r["intervals"][-1][1]
+    c["tdmrg_mb_per_site_chi2"] = max(1e-6, (r["rss_mb"] - r["rss0_mb"])
+                                      / sum(x ** 2 for x in cost.chi_profile(chi_end, caps)))
+    print(f"tDMRG {c['tdmrg_step_s'] * 1e3:.2f} ms per site-step + {c['tdmrg_s']:.3g} s per "
+          f"chi^3-step (chi {rows and r['intervals'][0][1]}-{chi_end}), {c['tdmrg_output_s']:.3f} s "
+          f"per output, ground state + set-up {c['tdmrg_ground_sweeps']:.1f} step-equivalents",
+          file=sys.stderr)
 
 
 def _calibrate_propagation(tmp: Path, base: dict, c: dict) -> None:
@@ -234,6 +283,21 @@ def _calibrate_propagation(tmp: Path, base: dict, c: dict) -> None:
     (a1, t1), (a2, t2) = pts
     c["amp_term_s"] = max(1e-12, (t2 - t1) / (a2 - a1))
     c["term_s"] = max(0.0, t1 - a1 * c["amp_term_s"])
+    # out of the caches: one Chebyshev term on dense states of 5+5 (in cache, the point
+    # above) and 9+9 (~300 MB per vector, 4 vectors: >= 8x a 32 MB last-level cache),
+    # interleaved in one process; their per-amplitude ratio scales amp_term_s
+    import json
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "_term_bench.py"), "5", "9"],
+                         capture_output=True, text=True, check=True,
+                         env={**env(1), "PYTHONPATH": str(ROOT / "src")})
+    b = json.loads(out.stdout.splitlines()[-1])
+    per = {k: v["term_s"] / v["amplitudes"] for k, v in b.items()}
+    c["amp_term_mem_s"] = c["amp_term_s"] * max(1.0, per["9"] / per["5"])
+    c["cache_state_mb"] = a2 * 16 / 2 ** 20
+    c["mem_state_mb"] = b["9"]["amplitudes"] * 16 / 2 ** 20
+    print(f"dense term per amplitude: 5+5 {per['5'] * 1e9:.1f} ns, 9+9 {per['9'] * 1e9:.1f} ns "
+          f"({c['mem_state_mb']:.0f} MB state): amp_term_mem_s {c['amp_term_mem_s']:.3g}",
+          file=sys.stderr)
 
 
 def _propagation_only(args, c: dict, old: dict) -> int:

@@ -52,6 +52,9 @@ def env(threads: int) -> dict:
     e.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
     e.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
     e.setdefault("OMPI_MCA_rmaps_base_oversubscribe", "1")
+    # a rank waiting for its partner gives the core away instead of spinning: on a shared
+    # machine its CPU time then stays near what a dedicated core would have taken
+    e.setdefault("OMPI_MCA_mpi_yield_when_idle", "1")
     return e
 
 
@@ -101,6 +104,23 @@ def run(tmp: Path, name: str, mapping: dict, ranks: int, threads: int) -> dict:
             "load": f"{load0:.1f}-{load1:.1f}"}
 
 
+def term_10p10(c) -> dict:
+    """One Chebyshev term on a dense 10+10 state (70.9 M amplitudes at L = 201, here with
+    leads for 0-12 fs) against cost.term_seconds (CPU seconds, best of 3)."""
+    load0 = os.getloadavg()[0]
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "_term_bench.py"), "10"],
+                         capture_output=True, text=True, check=True,
+                         env={**env(1), "PYTHONPATH": str(ROOT / "src")})
+    b = json.loads(out.stdout.splitlines()[-1])["10"]
+    pred = cost.term_seconds(b["amplitudes"], c)
+    row = {"job": f"10+10 one Chebyshev term (dense state, {b['amplitudes'] / 1e6:.1f} M amplitudes)",
+           "ranks": 1, "threads": 1, "pred_wall_s": pred, "cpu_s": b["term_s"],
+           "ratio": pred / b["term_s"], "load": f"{load0:.1f}-{os.getloadavg()[0]:.1f}"}
+    print(f"| {row['job']} | 1 | {pred:.3f} | {b['term_s']:.3f} | **{row['ratio']:.2f}** | | "
+          f"{row['load']} | | | | |", flush=True)
+    return row
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="", help="comma-separated name prefixes")
@@ -122,6 +142,9 @@ def main() -> int:
             "pred. MB/rank | peak RSS MB |")
     print(head + "\n|" + " --- |" * 11, flush=True)
     with tempfile.TemporaryDirectory() as d:
+        # warm-up, not counted: numba's on-disk kernel cache of a fresh install
+        run(Path(d), "warm-up", {"chain": {"leads": "auto"}, "layers": {"n_p": 1, "n_a": 1},
+                                 "time": {"t_end": 1.0, "dt_out": 0.5}}, 2, 1)
         for name, mapping, ranks, threads in checks:
             p = cost.predict(load_config(mapping), ranks, threads, c)
             m = run(Path(d), name, mapping, ranks, threads)
@@ -134,6 +157,8 @@ def main() -> int:
                   f"{m['wall_s']:.1f} | {m['load']} | {p.propagation_s:.1f} / {p.measurement_s:.1f} | "
                   f"{m['prop_s']:.1f} / {m['obs_s']:.1f} | {p.mem_mb:.0f} | {m['rss_mb']:.0f} |",
                   flush=True)
+    if not args.only or "10+10".startswith(args.only) or "term" in args.only:
+        rows.append(term_10p10(c))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({"machine": c["machine"], "rows": rows}, indent=1))
     out = [r for r in rows if not (1 / 1.5 <= r["ratio"] <= 1.5)]
