@@ -13,21 +13,34 @@ rank, one BLAS thread, started through `python -m spinvalve.usage`, which
 records the process's wall and CPU time and peak memory), or a timed LAPACK
 call for the dense-algebra speeds:
 
-* eigvals_s, eigh_s, gemm_s: CPU seconds per n^3 of LAPACK eigenvalues
-  (two-stage where available, as the negativity uses it), of numpy's eigh, per
-  complex multiply-add of a Gram product; thread_efficiency from the
+* eigvals_s + eigvals2_s, eigh_s + eigh2_s: CPU seconds per n^3 and per n^2 of
+  LAPACK eigenvalues (two-stage where available, as the negativity uses it) and of
+  numpy's eigh, fitted through n = 1500 (eigh: 800) and n = 250 (the size of the
+  blocks of 4+4 to 6+6); gemm_s per complex multiply-add of a Gram product; thread_efficiency from the
   eigenvalues on 2 threads (wall time: meaningful on an idle node only);
 * term_s, amp_term_s: seconds per Chebyshev term and per amplitude and term,
   fitted to the `propagation_seconds` of a 3+3 and a 5+5 closed job over
   0-12 fs (the packet crosses both layers, so the state fills its sector);
+  cache_state_mb: the 5+5 state's size (in the caches);
+* amp_term_mem_s, mem_state_mb: amp_term_s times the per-amplitude time of one
+  Chebyshev term on a dense 9+9 state (290 MB, 4 vectors: far beyond a 32 MB
+  last-level cache) over that of a dense 5+5 state, both timed interleaved in one
+  process (benchmarks/_term_bench.py);
+* pt_elem_s: a 6+6 closed job before the electron reaches FM_a (0-1.5 fs): its
+  measurement per output time above the rest of the model, per element of the
+  rho_FM blocks (the negativity's fast path gathers rho^{T_a} from them);
 * startup_s, output_s, base_mb: a 2+2 closed job (process time minus
   propagation and the modelled block work; its peak memory minus its states);
-* bath_factor: a 2+2 bath job's trajectory phase over the closed-system
-  propagation model of the same trajectories;
+* bath_factor, bath_setup_s: the trajectory phase of 2+2 bath jobs of 3 and 9
+  trajectories: the difference over the closed-system propagation model of the 6
+  trajectories more, and the phase's fixed set-up (jump operators, first calls);
 * bands_eig_per_replicate: the merge of two bath batches (bootstrap bands);
-* tdmrg_s, tdmrg_ground_sweeps, tdmrg_mb_per_site_chi2: two tDMRG jobs of
-  different length (the difference gives the per-step cost, the rest the
-  ground-state search).
+* tdmrg_step_s, tdmrg_s, tdmrg_output_s, tdmrg_ground_sweeps,
+  tdmrg_mb_per_site_chi2: one tDMRG run (the quick chain, N_e = 4, chi 16 -> 64)
+  timed interval by interval (benchmarks/_tdmrg_bench.py): least squares of
+  the intervals against per-site-step + chi^3 terms at the bond dimension
+  reached (22 ... 64: many chi values), the measurements, and the ground state
+  plus the engine's set-up.
 
 rank_efficiency (0.9) is not measured here: benchmarks/README.md, case 4
 (92-98% at 2 ranks).
@@ -164,6 +177,16 @@ def main() -> int:
         c["base_mb"] = max(50.0, use["max_rss_mb"] - p.mem_mb)
         print(f"start-up {c['startup_s']:.2f} s, {c['output_s'] * 1e3:.1f} ms per output time, "
               f"base {c['base_mb']:.0f} MB", file=sys.stderr)
+        # negativity's gathered blocks: a 6+6 job before the onset (rho^{T_a}: 2.7 M elements)
+        m6 = {**base, "layers": {"n_p": 6, "n_a": 6}, "time": {"t_end": 1.5, "dt_out": 0.5}}
+        attrs6, _ = run_job(tmp, "pt6", m6)
+        cfg6 = load_config(m6)
+        rest = cost.measurement_per_output(cfg6, cost._members(cfg6), 1, {**c, "pt_elem_s": 0.0})[0]
+        elements = _pt_elements(cfg6)
+        per_out = float(attrs6["observables_seconds"]) / (cfg6.time.n_out + 1)
+        c["pt_elem_s"] = max(0.0, (per_out - rest) / elements)
+        print(f"6+6 measurement {per_out:.3f} s per output time, model without the gathered "
+              f"blocks {rest:.3f} s: {c['pt_elem_s'] * 1e9:.1f} ns per element", file=sys.stderr)
         # bath trajectories and their merge ------------------------------------------------
         mb = {**base, "layers": {"n_p": 2, "n_a": 2}, "time": {"t_end": 10.0, "dt_out": 0.5},
               "bath": {"temperature": 100.0}}
@@ -173,8 +196,17 @@ def main() -> int:
             attrs, _ = run_job(tmp, f"bath{b}", mbb)
             files.append(tmp / f"bath{b}.nc")
         cfg = load_config(mbb)
-        p = cost.predict(cfg, constants={**c, **{"bath_factor": 1.0, "startup_s": 0.0}})
-        c["bath_factor"] = float(attrs["trajectory_seconds_rank0"]) / p.propagation_s
+        # the trajectory phase at 3 and at 9 trajectories: the difference gives the cost per
+        # trajectory (bath_factor x the closed-system model), the rest the phase's set-up
+        unit = {"bath_factor": 1.0, "startup_s": 0.0, "bath_setup_s": 0.0}
+        p3 = cost.predict(cfg, constants={**c, **unit}).propagation_s
+        t3 = float(attrs["trajectory_seconds_rank0"])
+        m9 = {**mb, "trajectories": {"count": 9, "first": 6, "bands": False}}
+        attrs9, _ = run_job(tmp, "bath9", m9)
+        p9 = cost.predict(load_config(m9), constants={**c, **unit}).propagation_s
+        t9 = float(attrs9["trajectory_seconds_rank0"])
+        c["bath_factor"] = max(0.1, (t9 - t3) / (p9 - p3))
+        c["bath_setup_s"] = max(0.0, t3 - c["bath_factor"] * p3)
         usage = tmp / "merge.usage.tsv"
         subprocess.run([sys.executable, "-m", "spinvalve.usage", str(usage), "--", "spinvalve",
                         "aggregate", "bath_batches", "--bath", *map(str, files), "--output",
@@ -188,7 +220,7 @@ def main() -> int:
                       * cost.dense_seconds("eigh", D, c))
         meas = pm.measurement_s - bands_unit  # the observables at every output time
         c["bands_eig_per_replicate"] = max(1.0, (merge_cpu - c["startup_s"] - meas) / bands_unit)
-        print(f"bath factor {c['bath_factor']:.2f}, bands {c['bands_eig_per_replicate']:.1f} "
+        print(f"bath factor {c['bath_factor']:.2f}, set-up {c['bath_setup_s']:.2f} s, bands {c['bands_eig_per_replicate']:.1f} "
               "eigen-decompositions per replicate", file=sys.stderr)
         _calibrate_tdmrg(tmp, c)
 
@@ -202,6 +234,13 @@ def main() -> int:
     }
     return _emit(data, args)
 
+
+
+def _pt_elements(cfg) -> int:
+    """sum_K dim_K^2 over the charge blocks of rho_FM a T = 0 job holds (K, K +- 1)."""
+    from math import comb
+    N, K = cfg.layers.n_p + cfg.layers.n_a, cfg.layers.n_p
+    return sum(comb(N, k) ** 2 for k in (K - 1, K, K + 1) if 0 <= k <= N)
 
 
 def _fit_n3_n2(n1: int, t1: float, n2: int, t2: float) -> tuple[float, float]:

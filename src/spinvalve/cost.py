@@ -29,10 +29,17 @@ per trajectory):
   block), and, once the electron has reached FM_a, the eigenvalues of the
   partial-transpose blocks of rho^{T_a} (sizes C(2n, n - q), :func:`dense_seconds`
   ("eigvals") for q >= -1, the blocks the fast path cannot certify; up to
-  ``observables.negativity_max_dim``), plus ``output_s`` of fixed work;
+  ``observables.negativity_max_dim``), plus ``output_s`` of fixed work; a
+  factor narrower than its block (r < dim) also pays the eigenvectors U = F V
+  (``gemm_s`` x dim x r^2) and, below ``reduced.DENSE_LIMIT`` rows, the dense
+  block F F^dag (``gemm_s`` x dim^2 x r); with every block dense and rho^{T_a}
+  below ``entanglement.PLAN_MAX_ELEMENTS`` elements the negativity's fast path
+  gathers its blocks and their bounds at every output time: ``pt_elem_s`` per
+  element (sum_K dim_K^2);
   threaded BLAS speeds the eigenvalue parts up by ``thread_efficiency``;
 * bath trajectories: ``bath_factor`` x the closed-system propagation per
-  trajectory (the decay term and the jump search), plus the measurement of the
+  trajectory (the decay term and the jump search), ``bath_setup_s`` once per
+  rank (the trajectory phase's set-up), plus the measurement of the
   dense 2^N x 2^N average at every output time;
 * memory per rank: ``base_mb`` + the states (members per rank + 3 work
   vectors) + the largest block being diagonalised (3 copies) + the Gram factors.
@@ -74,7 +81,7 @@ CONSTANTS_FILE = Path(__file__).with_name("cost_constants.yaml")
 #: Constants the model needs (cost_constants.yaml must define each).
 CONSTANT_KEYS = ("startup_s", "base_mb", "term_s", "amp_term_s", "amp_term_mem_s",
                  "cache_state_mb", "mem_state_mb", "gemm_s", "eigh_s", "eigh2_s", "eigvals_s",
-                 "eigvals2_s", "output_s",
+                 "eigvals2_s", "output_s", "bath_setup_s", "pt_elem_s",
                  "thread_efficiency", "bath_factor", "tdmrg_s", "tdmrg_step_s", "tdmrg_output_s",
                  "tdmrg_ground_sweeps", "tdmrg_mb_per_site_chi2", "bands_eig_per_replicate",
                  "rank_efficiency")
@@ -227,15 +234,29 @@ def measurement_per_output(cfg, members: list[tuple[bool, int]], threads: int, c
     base = c["output_s"]
     largest = 0
     mem = 0.0
+    from .entanglement import PLAN_MAX_ELEMENTS
+    from .reduced import DENSE_LIMIT
+    all_dense, elements = True, 0
     for k, r in width.items():
         dim = comb(N, k)
         r = dense_rank if dense_rank is not None else r
         m = min(dim, r)
-        base += c["gemm_s"] * dim * r * m / speed
+        base += c["gemm_s"] * dim * r * m / speed          # Gram F^dag F (or F F^dag)
+        if dense_rank is None and r < dim:
+            base += c["gemm_s"] * dim * r * m / speed      # eigenvectors U = F V s^-1/2
+            if dim <= DENSE_LIMIT:                         # dense rho_K = F F^dag as well
+                base += c["gemm_s"] * dim * dim * r / speed
+            else:
+                all_dense = False
+        elements += dim * dim
         qfi = 2 if dim <= cfg.observables.qfi_exact_max_dim else 1
         base += qfi * dense_seconds("eigh", m, c) / speed
         largest = max(largest, m)
         mem = max(mem, (dim * r + 2 * m * m) * 16 / 2 ** 20)
+    # negativity's small-layer path (every rho_K dense, rho^{T_a} small): its blocks gathered
+    # by one index array and their certified bounds, at every output time
+    if (dense_rank is None and n_p == n_a and all_dense and elements <= PLAN_MAX_ELEMENTS):
+        base += c["pt_elem_s"] * elements
     neg = 0.0
     n = min(n_p, n_a)
     if n_p == n_a and n >= 1 and cfg.observables.negativity_max_dim > 0:
@@ -288,6 +309,7 @@ def _predict_single(cfg, ranks: int, threads: int, c: Mapping) -> Cost:
     if cfg.bath is not None:
         prop_total = c["bath_factor"] * work * n_traj
         prop = prop_total / ranks / c["rank_efficiency"] if ranks > 1 else prop_total
+        prop += c["bath_setup_s"]          # every rank builds its jump operators once
         dense = 1 << (n_p + n_a)
         # rho_FM of a trajectory average is dense: one 2^N matrix (blocks by K of size C(N,K))
         pre, post, largest, block_mb = measurement_per_output(
