@@ -121,12 +121,47 @@ def term_10p10(c) -> dict:
     return row
 
 
+def render(first: str, repeat: str | None = None) -> str:
+    """Markdown table of a run (benchmarks/README.md, "Cost model"), with a repeat's ratios."""
+    rows = json.loads(Path(first).read_text())["rows"]
+    again = {r["job"]: r for r in json.loads(Path(repeat).read_text())["rows"]} if repeat else {}
+    head = ["job", "ranks", "predicted s", "measured CPU s", "ratio", "load"]
+    if again:
+        head += ["repeat: predicted / measured s", "ratio", "load"]
+    head += ["pred. prop / meas. s", "measured prop / obs s (rank 0)", "pred. MB/rank",
+             "peak RSS MB"]
+    out = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for r in rows:
+        name = r["job"].replace("quick-", "quick ").replace("spins_per_layer~", "N/2=")
+        name = name.replace("/omega_max~0.01", "")
+        cells = [name, str(r["ranks"]), f"{r['pred_wall_s']:.3g}", f"{r['cpu_s']:.3g}",
+                 f"**{r['ratio']:.2f}**", r["load"]]
+        if again:
+            a = again.get(r["job"])
+            cells += ([f"{a['pred_wall_s']:.3g} / {a['cpu_s']:.3g}", f"**{a['ratio']:.2f}**",
+                       a["load"]] if a else ["", "", ""])
+        if "pred_prop_s" in r:
+            cells += [f"{r['pred_prop_s']:.1f} / {r['pred_meas_s']:.1f}",
+                      f"{r['prop_s']:.1f} / {r['obs_s']:.1f}", f"{r['pred_mem_mb']:.0f}",
+                      f"{r['rss_mb']:.0f}"]
+        else:
+            cells += ["", "", "", ""]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="", help="comma-separated name prefixes")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--render", nargs="+", metavar="JSON",
+                    help="print the table of earlier runs' JSON files (a repeat: ratio and load "
+                         "columns of the second file beside the first)")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "cost_check.json"))
     args = ap.parse_args()
+    if args.render:
+        print(render(*args.render))
+        return 0
     checks = all_checks()
     if args.only:
         pre = [p.strip() for p in args.only.split(",") if p.strip()]
