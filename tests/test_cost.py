@@ -267,3 +267,29 @@ def test_tdmrg_cost_is_per_step_overhead_plus_chi_cubed_on_a_bounded_ramp():
     # and a larger chi_max below the bound costs more, chi^3 on the inner bonds only
     more = cost.predict(quick_tdmrg(chi_max=192), constants=c)
     assert p.propagation_s < more.propagation_s < p.propagation_s * 8
+
+
+def test_measurement_terms_of_narrow_factors_and_the_gathered_blocks():
+    """Per output time, gemm_s counts: the Gram product of every block (dim x r x min), and for
+    a factor narrower than its block the eigenvectors (dim x r^2) and the dense block
+    (dim^2 x r, below DENSE_LIMIT); pt_elem_s: every element of the dense blocks."""
+    from math import comb
+    from spinvalve.reduced import DENSE_LIMIT
+    c = {k: 0.0 for k in cost.CONSTANT_KEYS} | {"gemm_s": 1.0, "thread_efficiency": 1.0}
+    conf = cfg(6)
+    members = cost._members(conf)
+    L = conf.geometry.n_sites
+    pre, post, _, _ = cost.measurement_per_output(conf, members, 1, c)
+    want, elements = 0.0, 0
+    for K, r in ((5, L), (6, 2 * L), (7, L)):          # T = 0: e up on K = 6, e down on 7
+        dim = comb(12, K)
+        m = min(dim, r)
+        want += dim * r * m
+        if r < dim:
+            want += dim * r * m + (dim * dim * r if dim <= DENSE_LIMIT else 0)
+        elements += dim * dim
+    assert pre == pytest.approx(want)
+    c2 = {**c, "gemm_s": 0.0, "pt_elem_s": 1.0}
+    assert cost.measurement_per_output(conf, members, 1, c2)[0] == pytest.approx(elements)
+    # 7+7: rho^{T_a} above the fast path's plan limit: no gathered blocks
+    assert cost.measurement_per_output(cfg(7), cost._members(cfg(7)), 1, c2)[0] == 0.0
