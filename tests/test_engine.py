@@ -149,11 +149,6 @@ def test_free_packet_moves_at_group_velocity():
     assert 1 / cfg.pulse.dk ** 2 < var < 4 / cfg.pulse.dk ** 2
 
 
-def test_sector_dimension_of_ten_plus_ten():
-    from spinvalve.basis import sector_dimension
-    assert sector_dimension(201, 10, 10) == 201 * math.comb(21, 11) == 70_895_916
-
-
 def test_paper_geometry_reaches_182_configurations():
     cfg = load_config({"time": {"t_end": 1.0, "dt_out": 1.0}})
     assert cfg.layers.sites == (43, 44, 45, 46, 51, 52, 53, 54)  # 1-based 44-47 and 52-55

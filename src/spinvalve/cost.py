@@ -16,26 +16,48 @@ per trajectory):
 * amplitudes of a member: L x (sector dimension), the sector of its S^z_tot;
 * Chebyshev terms per output step from the spectral bounds and the tolerance,
   exactly as :class:`spinvalve.propagate.ChebyshevPropagator` chooses them;
-* propagation = members x steps x terms x (``term_s`` + amplitudes x
-  ``amp_term_s``), shared by the ranks;
+* propagation = members x steps x terms x (``term_s`` + amplitudes x a(bytes)),
+  shared by the ranks. a(bytes) is the time per amplitude and term, a function of
+  the member state's size in bytes (16 per amplitude, :func:`amp_term_seconds`):
+  ``amp_term_s`` while the state sits in the caches (up to ``cache_state_mb``, the
+  in-cache calibration state), ``amp_term_mem_s`` once it is streamed from memory
+  (from ``mem_state_mb``, the out-of-cache calibration state, at least 8x the
+  last-level cache), log-linear in the bytes in between;
 * measurement of one output time: the Gram products and eigen-decompositions
   of the charge blocks of rho_FM (``gemm_s`` x dim x r x min(dim, r),
-  ``eigh_s`` x min(dim, r)^3, r the Gram factor's width: L x members in the
+  :func:`dense_seconds` ("eigh") of min(dim, r), r the Gram factor's width: L x members in the
   block), and, once the electron has reached FM_a, the eigenvalues of the
-  partial-transpose blocks of rho^{T_a} (sizes C(2n, n - q), ``eigvals_s`` x
-  n^3 for q >= -1, the blocks the fast path cannot certify; up to
-  ``observables.negativity_max_dim``), plus ``output_s`` of fixed work;
+  partial-transpose blocks of rho^{T_a} (sizes C(2n, n - q), :func:`dense_seconds`
+  ("eigvals") for q >= -1, the blocks the fast path cannot certify; up to
+  ``observables.negativity_max_dim``), plus ``output_s`` of fixed work; a
+  factor narrower than its block (r < dim) also pays the eigenvectors U = F V
+  (``gemm_s`` x dim x r^2) and, below ``reduced.DENSE_LIMIT`` rows, the dense
+  block F F^dag (``gemm_s`` x dim^2 x r); with every block dense and rho^{T_a}
+  below ``entanglement.PLAN_MAX_ELEMENTS`` elements the negativity's fast path
+  gathers its blocks and their bounds at every output time: ``pt_elem_s`` per
+  element (sum_K dim_K^2);
   threaded BLAS speeds the eigenvalue parts up by ``thread_efficiency``;
 * bath trajectories: ``bath_factor`` x the closed-system propagation per
-  trajectory (the decay term and the jump search), plus the measurement of the
+  trajectory (the decay term and the jump search), ``bath_setup_s`` once per
+  rank (the trajectory phase's set-up), plus the measurement of the
   dense 2^N x 2^N average at every output time;
 * memory per rank: ``base_mb`` + the states (members per rank + 3 work
   vectors) + the largest block being diagonalised (3 copies) + the Gram factors.
 
-Multi-electron (tDMRG) jobs: ``tdmrg_s`` x steps x L x chi^3 with chi the
-bond dimension cap ``min(chi_max, 4^(L/2))``, plus the ground-state search
-(``tdmrg_ground_sweeps`` sweeps at ``chi_start``); memory ``base_mb`` + L x chi^2 x
-``tdmrg_mb_per_site_chi2``.
+Multi-electron (tDMRG) jobs (:func:`tdmrg_step_seconds`, :func:`chi_profile`):
+per step ``tdmrg_step_s`` x L (the per-bond work independent of chi: Python, TeNPy's
+bookkeeping, the small blocks) plus ``tdmrg_s`` x sum over bonds of chi_l^3, on a
+bond-dimension profile that grows linearly in time from ``chi_start`` at t = 0 to
+``chi_max`` at t_end (the entanglement grows as the pulse scatters) and is bounded on
+each bond by the largest dimension the sites on its shorter side allow (the product of
+their local dimensions, d^min(l, L - l) for a uniform d); the measurement of every
+output time is ``tdmrg_output_s``; the ground-state search costs
+``tdmrg_ground_sweeps`` steps at ``chi_start`` (the same bounded profile); memory
+``base_mb`` + sum_l chi_l^2 x ``tdmrg_mb_per_site_chi2`` at the largest profile.
+
+Every job pays ``startup_s`` (Python and package imports, PETSc/MPI set-up, the
+Hamiltonian shells and the ensemble; measured on a whole job) once, and
+``output_s`` per output time (the fixed work of one measurement and its record).
 
 The merge of bath batches (bootstrap bands): ``N_BOOTSTRAP`` replicates x band
 times x ``bands_eig_per_replicate`` eigen-decompositions of 2^N x 2^N.
@@ -57,9 +79,12 @@ from . import HBAR
 CONSTANTS_FILE = Path(__file__).with_name("cost_constants.yaml")
 
 #: Constants the model needs (cost_constants.yaml must define each).
-CONSTANT_KEYS = ("startup_s", "base_mb", "term_s", "amp_term_s", "gemm_s", "eigh_s", "eigvals_s", "output_s",
-                 "thread_efficiency", "bath_factor", "tdmrg_s", "tdmrg_ground_sweeps",
-                 "tdmrg_mb_per_site_chi2", "bands_eig_per_replicate", "rank_efficiency")
+CONSTANT_KEYS = ("startup_s", "base_mb", "term_s", "amp_term_s", "amp_term_mem_s",
+                 "cache_state_mb", "mem_state_mb", "gemm_s", "eigh_s", "eigh2_s", "eigvals_s",
+                 "eigvals2_s", "output_s", "bath_setup_s", "pt_elem_s",
+                 "thread_efficiency", "bath_factor", "tdmrg_s", "tdmrg_step_s", "tdmrg_output_s",
+                 "tdmrg_ground_sweeps", "tdmrg_mb_per_site_chi2", "bands_eig_per_replicate",
+                 "rank_efficiency")
 
 
 class CostModelError(ValueError):
@@ -126,10 +151,36 @@ def chebyshev_terms(b: float, dt: float, tol: float) -> int:
     return n_sub * len(chebyshev_coefficients(b * dt / n_sub / HBAR, tol / n_sub))
 
 
+def amp_term_seconds(amplitudes: float, c: Mapping) -> float:
+    """Seconds per amplitude of one Chebyshev term on a state of ``amplitudes`` amplitudes
+    (16 bytes each): ``amp_term_s`` up to ``cache_state_mb`` (the state and its work
+    vectors in the caches), ``amp_term_mem_s`` from ``mem_state_mb`` on (streamed from
+    memory, bandwidth bound), linear in log(bytes) in between. Non-decreasing in the size
+    (a slower in-cache point, measurement noise, is taken as the floor of both)."""
+    lo, hi = c["amp_term_s"], max(c["amp_term_s"], c["amp_term_mem_s"])
+    mb = amplitudes * 16 / 2 ** 20
+    b_lo, b_hi = c["cache_state_mb"], max(c["mem_state_mb"], c["cache_state_mb"] * 1.0001)
+    if mb <= b_lo:
+        return lo
+    if mb >= b_hi:
+        return hi
+    f = math.log(mb / b_lo) / math.log(b_hi / b_lo)
+    return lo + f * (hi - lo)
+
+
 def term_seconds(amplitudes: float, c: Mapping) -> float:
     """Seconds of one Chebyshev term on a member of ``amplitudes`` amplitudes: a fixed cost
-    per term (the calls, the live-row scans) plus ``amp_term_s`` per amplitude."""
-    return c["term_s"] + amplitudes * c["amp_term_s"]
+    per term (the calls, the live-row scans) plus :func:`amp_term_seconds` per amplitude."""
+    return c["term_s"] + amplitudes * amp_term_seconds(amplitudes, c)
+
+
+def dense_seconds(kind: str, n: int, c: Mapping) -> float:
+    """Seconds of one LAPACK eigen-decomposition (``kind`` "eigh": eigenvectors too,
+    "eigvals": eigenvalues only) of an n x n Hermitian matrix: ``<kind>_s`` x n^3 (the
+    tridiagonalisation's and back-transformation's flops) + ``<kind>2_s`` x n^2 (the
+    matrix-vector half of the reduction and the per-column work, which dominate the
+    blocks of a few hundred rows). Both from timings at two sizes."""
+    return c[f"{kind}_s"] * n ** 3 + c[f"{kind}2_s"] * n ** 2
 
 
 def thread_speedup(threads: int, c: Mapping) -> float:
@@ -183,15 +234,29 @@ def measurement_per_output(cfg, members: list[tuple[bool, int]], threads: int, c
     base = c["output_s"]
     largest = 0
     mem = 0.0
+    from .entanglement import PLAN_MAX_ELEMENTS
+    from .reduced import DENSE_LIMIT
+    all_dense, elements = True, 0
     for k, r in width.items():
         dim = comb(N, k)
         r = dense_rank if dense_rank is not None else r
         m = min(dim, r)
-        base += c["gemm_s"] * dim * r * m / speed
+        base += c["gemm_s"] * dim * r * m / speed          # Gram F^dag F (or F F^dag)
+        if dense_rank is None and r < dim:
+            base += c["gemm_s"] * dim * r * m / speed      # eigenvectors U = F V s^-1/2
+            if dim <= DENSE_LIMIT:                         # dense rho_K = F F^dag as well
+                base += c["gemm_s"] * dim * dim * r / speed
+            else:
+                all_dense = False
+        elements += dim * dim
         qfi = 2 if dim <= cfg.observables.qfi_exact_max_dim else 1
-        base += qfi * c["eigh_s"] * m ** 3 / speed
+        base += qfi * dense_seconds("eigh", m, c) / speed
         largest = max(largest, m)
         mem = max(mem, (dim * r + 2 * m * m) * 16 / 2 ** 20)
+    # negativity's small-layer path (every rho_K dense, rho^{T_a} small): its blocks gathered
+    # by one index array and their certified bounds, at every output time
+    if (dense_rank is None and n_p == n_a and all_dense and elements <= PLAN_MAX_ELEMENTS):
+        base += c["pt_elem_s"] * elements
     neg = 0.0
     n = min(n_p, n_a)
     if n_p == n_a and n >= 1 and cfg.observables.negativity_max_dim > 0:
@@ -199,7 +264,7 @@ def measurement_per_output(cfg, members: list[tuple[bool, int]], threads: int, c
             size = comb(2 * n, n - q)
             if size > cfg.observables.negativity_max_dim:
                 continue
-            neg += c["eigvals_s"] * size ** 3 / speed
+            neg += dense_seconds("eigvals", size, c) / speed
             largest = max(largest, size)
             mem = max(mem, 3 * size * size * 16 / 2 ** 20)
     stride = max(1, cfg.observables.negativity_stride)
@@ -244,6 +309,7 @@ def _predict_single(cfg, ranks: int, threads: int, c: Mapping) -> Cost:
     if cfg.bath is not None:
         prop_total = c["bath_factor"] * work * n_traj
         prop = prop_total / ranks / c["rank_efficiency"] if ranks > 1 else prop_total
+        prop += c["bath_setup_s"]          # every rank builds its jump operators once
         dense = 1 << (n_p + n_a)
         # rho_FM of a trajectory average is dense: one 2^N matrix (blocks by K of size C(N,K))
         pre, post, largest, block_mb = measurement_per_output(
@@ -270,21 +336,55 @@ def _predict_single(cfg, ranks: int, threads: int, c: Mapping) -> Cost:
                 largest, c["startup_s"], prop, meas_wall, wall, mem)
 
 
+def bond_caps(local_dims: list[int]) -> list[int]:
+    """Largest bond dimension of each of the L - 1 bonds of an MPS with these local
+    dimensions: bond l (between sites l - 1 and l) is bounded by the Hilbert-space
+    dimension of its shorter side, prod(d_0..d_{l-1}) or prod(d_l..d_{L-1})."""
+    L = len(local_dims)
+    caps = []
+    for l in range(1, L):
+        left = math.prod(local_dims[:l]) if l <= 40 else math.inf
+        right = math.prod(local_dims[l:]) if L - l <= 40 else math.inf
+        caps.append(min(left, right))
+    return caps
+
+
+def chi_profile(chi: float, caps: list[int]) -> list[float]:
+    """Bond dimensions of every bond at a target ``chi``: min(chi, the bond's cap)."""
+    return [min(float(chi), float(cap)) for cap in caps]
+
+
+def tdmrg_local_dims(cfg) -> list[int]:
+    """Local dimension of every MPS site: 4 (spinful fermion), 8 where a localized spin
+    is grouped with its site (spinvalve.tdmrg.model)."""
+    spins = set(cfg.geometry.spin_sites)
+    return [8 if i in spins else 4 for i in range(cfg.geometry.n_sites)]
+
+
+def tdmrg_step_seconds(chi: float, caps: list[int], c: Mapping) -> float:
+    """Seconds of one tDMRG time step at target bond dimension ``chi``: ``tdmrg_step_s``
+    per site plus ``tdmrg_s`` x sum over bonds of chi_l^3 (:func:`chi_profile`)."""
+    return (c["tdmrg_step_s"] * (len(caps) + 1)
+            + c["tdmrg_s"] * sum(x ** 3 for x in chi_profile(chi, caps)))
+
+
 def _predict_tdmrg(cfg, threads: int, c: Mapping) -> Cost:
     me = cfg.multi_electron
-    L = cfg.geometry.n_sites
     dt_fs = me.dt * HBAR / cfg.chain.hopping
     steps = max(1, round(cfg.time.t_end / dt_fs))
-    cap = 4 ** (L // 2) if L < 40 else math.inf
-    chi = min(me.chi_max, cap)
-    chi0 = min(me.chi_start, cap)
+    caps = bond_caps(tdmrg_local_dims(cfg))
     speed = thread_speedup(threads, c)
-    prop = c["tdmrg_s"] * steps * L * chi ** 3 / speed
-    ground = c["tdmrg_s"] * c["tdmrg_ground_sweeps"] * L * chi0 ** 3 / speed
-    mem = c["base_mb"] + L * chi ** 2 * c["tdmrg_mb_per_site_chi2"]
-    wall = c["startup_s"] + ground + prop
+    # chi grows linearly from chi_start to chi_max over the window (midpoint of every step)
+    chi0, chi1 = float(me.chi_start), float(me.chi_max)
+    prop = sum(tdmrg_step_seconds(chi0 + (chi1 - chi0) * (k + 0.5) / steps, caps, c)
+               for k in range(steps)) / speed
+    ground = c["tdmrg_ground_sweeps"] * tdmrg_step_seconds(chi0, caps, c) / speed
+    meas = c["tdmrg_output_s"] * (cfg.time.n_out + 1)
+    prof = chi_profile(chi1, caps)
+    mem = c["base_mb"] + sum(x ** 2 for x in prof) * c["tdmrg_mb_per_site_chi2"]
+    wall = c["startup_s"] + ground + prop + meas
     return Cost("multi_electron", 1, max(1, threads), 1, 0, steps // max(1, cfg.time.n_out),
-                cfg.time.n_out, int(chi), c["startup_s"], ground + prop, 0.0, wall, mem)
+                cfg.time.n_out, int(max(prof)), c["startup_s"], ground + prop, meas, wall, mem)
 
 
 def predict_merge(cfg, n_batches: int, constants: Mapping | None = None) -> Cost:
@@ -296,7 +396,7 @@ def predict_merge(cfg, n_batches: int, constants: Mapping | None = None) -> Cost
     D = 1 << N
     n_times = cfg.time.n_out + 1
     n_band = len(band_time_indices(n_times, N))
-    eig = c["eigh_s"] * D ** 3
+    eig = dense_seconds("eigh", D, c)
     bands = N_BOOTSTRAP * n_band * c["bands_eig_per_replicate"] * eig
     _, post, _, block_mb = measurement_per_output(
         cfg, [(True, K) for K in range(N + 1)], 1, c, dense_rank=D)
