@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from spinvalve import cost  # noqa: E402
 from spinvalve.config import load_config  # noqa: E402
-from spinvalve.figures import jobs as sweeps  # noqa: E402
+from spinvalve.pipeline import cluster, sweeps  # noqa: E402
 from spinvalve.usage import read_usage  # noqa: E402
 
 
@@ -71,7 +71,7 @@ def all_checks() -> list[tuple[str, dict, int, int]]:
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     rows = []
     for (fam, params), job in sorted(sweeps.all_jobs(config).items()):
-        res = sweeps.resources(config, fam, job)
+        res = cluster.resources(config, fam, job)
         rows.append((f"quick-{fam} {params}", job.mapping, res["ranks"], res["threads"]))
     return rows + extra_jobs()
 

@@ -62,9 +62,9 @@ def small_case(**numerics):
 
 @pytest.mark.parametrize("integrator,numerics,atol", [
     ("chebyshev", {}, 1e-11),
-    ("chebyshev", {"spectral_bounds": "lanczos"}, 1e-11),
-    ("krylov", {"tolerance": 1e-10}, 1e-8),
-    ("rk4", {"rk4_dt": 0.002}, 1e-7),
+    ("chebyshev", {"chebyshev": {"spectral_bounds": "lanczos"}}, 1e-11),
+    ("krylov", {"krylov": {"tolerance": 1e-10}}, 1e-8),
+    ("rk4", {"rk4": {"dt": 0.002}}, 1e-7),
 ])
 def test_step_matches_the_dense_exponential(integrator, numerics, atol):
     assert integrator in INTEGRATORS
