@@ -239,7 +239,7 @@ def test_failure_of_an_overlapped_measurement_stops_the_run():
     assert eng.overlap
     with pytest.raises(InvariantError, match="t = 3 fs"):
         eng.run(log=None)
-    assert not eng._pending
+    assert not eng.in_turn.in_flight
 
 
 MPI_SCRIPT = """
@@ -307,5 +307,5 @@ def test_large_blocks_are_gathered_as_factors():
     """5+5 spins on 36 sites: the K = 5 block (252 configurations) is larger than its
     factor is wide, so rho_FM travels as Gram factors; on one rank nothing is overlapped."""
     eng = Engine(small_config(5, 5, L=36, p0=12, t_end=1.0))
-    assert eng._offsets is None and not eng.overlap
+    assert eng.dense is None and not eng.overlap
     assert 0 < eng.factor_gb < eng.cfg.numerics.overlap_limit_gb

@@ -6,28 +6,21 @@ evolves its share of the members, each member's state distributed over the
 group's ranks by chain site. At every output time each rank contributes the
 amplitudes of its rows to rho_FM's blocks, so the result does not depend on
 the split. With one rank per member (no halo exchanges that a measuring rank
-would stall) the ranks measure in turn: output time n is measured by rank
-n mod size one output time later while the others propagate on. Every rank
-sends its flags (stop, checkpoint due, invariant failure) and scalars to
-every rank and its share of rho_FM to the measuring rank, all point to point
-without blocking (``Engine.overlap``):
-
-* dense blocks (every block no larger than its Gram factor, e.g. a Gibbs
-  ensemble or 4+4 spins): each rank's Gram products, summed by the measuring
-  rank;
-* factored blocks (large sectors, up to ``numerics.overlap_limit_gb`` in
-  flight: 7+7, 8+8): copies of the amplitudes, received into the measuring
-  rank's Gram factors.
-
-Otherwise (a member split over ranks, or 10+10) rank 0 gathers rho_FM,
-measures every output time and broadcasts the observables.
+would stall) and within ``numerics.overlap_limit_gb`` the ranks measure in turn
+(``Engine.overlap``, :class:`~spinvalve.transport.InTurnReduction`): output
+time n is measured by rank n mod size one output time later while the others
+propagate on. Otherwise (a member split over ranks, or 10+10) rank 0 receives
+rho_FM, measures every output time and broadcasts the observables
+(:class:`~spinvalve.transport.BlockingReduction`). rho_FM travels as dense
+blocks' Gram products (every block no larger than its Gram factor, e.g. a
+Gibbs ensemble or 4+4 spins) or as the amplitudes of its Gram factors (large
+sectors: 7+7 and up).
 """
 
 from __future__ import annotations
 
 import sys
 import time as wallclock
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,11 +34,13 @@ from .hamiltonian import HamiltonianShell, Model
 from .io import provenance, write_dataset
 from .propagate import make_propagator
 from .entanglement import BlockProgress, MeasurementInterrupted
-from .reduced import DENSE_LIMIT, BlockDensityMatrix, FactorGather
+from .reduced import DENSE_LIMIT, BlockDensityMatrix
 from .basis import Sector
 from .checkpoint import Checkpointer, StopFlag
 from .errors import Interrupted, InvariantError, LaunchError
 from .progress import Progress
+from .transport import (BlockingReduction, DenseBlocks, Flags, InTurnReduction, Reduced, Share,
+                        split_groups)
 
 
 @dataclass
@@ -63,22 +58,6 @@ class MemberState:
 def _max_op():
     from mpi4py import MPI
     return MPI.MAX
-
-
-# Flags summed over the ranks at every output time (first slots of the small message),
-# then the scalars of Engine._scalars.
-STOP, DUE, FAILED, N_FLAGS = 0, 1, 2, 3
-SCALARS = slice(N_FLAGS, N_FLAGS + 4)
-
-
-def split_groups(world, ranks_per_member: int):
-    """Sub-communicator of this rank's group and (group index, number of groups)."""
-    size = world.size
-    per = size if ranks_per_member in (0, None) or ranks_per_member >= size else ranks_per_member
-    if size % per:
-        raise ValueError(f"numerics.ranks_per_member: {per} does not divide {size} MPI ranks")
-    color = world.rank // per
-    return world.Split(color, world.rank), color, size // per
 
 
 class Engine:
@@ -115,17 +94,19 @@ class Engine:
                                                                            phi[shell.x0:shell.x1])
             prop = make_propagator(shell, mat, cfg.time.dt_out, cfg.numerics)
             self.states.append(MemberState(member, shell, vec, prop))
-        self._offsets = self._dense_layout()
-        self._heads = None if self._offsets is not None else self.world.allgather(
+        self.dense = self._dense_layout()
+        self._heads = None if self.dense is not None else self.world.allgather(
             [(K, w, amp.shape) for K, w, amp in self._parts()])
         # Measure in turn only with one rank per member (a measuring rank would stall the
         # halo exchanges of its group) and within the memory allowance. False: rank 0
         # measures every output time.
-        in_flight_gb = (self.world.size * self._blocks_size * 16 / 1e9 if self._offsets is not None
+        in_flight_gb = (self.world.size * self.dense.size * 16 / 1e9 if self.dense is not None
                         else self.factor_gb if self.world.size > 1 else np.inf)
         self.overlap = self.group.size == 1 and in_flight_gb <= cfg.numerics.overlap_limit_gb
-        self._comm = self.world.Dup()    # flags, scalars and dense blocks in flight
-        self._pending: deque = deque()   # (index, requests, buffers, factor transfer) in flight
+        self.blocking = BlockingReduction(self.world, self.model.layers, self.dense, self._heads)
+        # flags, scalars and dense blocks in flight on a communicator of their own
+        self.in_turn = InTurnReduction(self.world.Dup(), self.world, self.model.layers, self.dense,
+                                       self._heads)
         self._records: dict[int, dict] = {}  # observables this rank computed (rank 0: all, after a merge)
         self._first: dict | None = None     # reference values of the invariant checks
         self._failure: InvariantError | None = None
@@ -159,9 +140,9 @@ class Engine:
                 scal[3] += (2 * block.K - N) * p
         return scal
 
-    def _dense_layout(self) -> dict[int, int] | None:
-        """Offsets of rho_FM's dense blocks in a flat buffer, or None when a block is
-        larger than its Gram factor or than ``DENSE_LIMIT`` (then the factors are gathered)."""
+    def _dense_layout(self) -> DenseBlocks | None:
+        """rho_FM's dense blocks in a flat buffer, or None when a block is larger than its
+        Gram factor or than ``DENSE_LIMIT`` (then the factors are gathered)."""
         from mpi4py import MPI
         width = np.zeros(self.model.n_spins + 1)
         for K, _, amp in self._parts():
@@ -173,8 +154,7 @@ class Engine:
             if n > DENSE_LIMIT or n > width[K]:
                 return None
             offsets[int(K)], off = off, off + n * n
-        self._blocks_size = off
-        return offsets
+        return DenseBlocks(self.model.layers, offsets, off)
 
     @property
     def factor_gb(self) -> float:
@@ -183,96 +163,51 @@ class Engine:
             return 0.0
         return sum(rows * width for heads in self._heads for _, _, (rows, width) in heads) * 16 / 1e9
 
-    def _small(self, flags) -> np.ndarray:
-        """This rank's flags and scalars: the summed message every rank receives."""
-        return np.concatenate([np.asarray(flags, float), self._scalars()])
+    def _share(self, flags: Flags) -> Share:
+        """This rank's flags, scalars and rho_FM parts at the current time."""
+        return Share(flags, self._scalars(), list(self._parts()))
 
-    def _gram_blocks(self) -> np.ndarray:
-        """This rank's Gram products sum_x w psi psi^dag, every dense block in one buffer."""
-        buf = np.zeros(self._blocks_size, complex)
-        for K, w, amp in self._parts():
-            n = amp.shape[0]
-            off = self._offsets[K]
-            buf[off:off + n * n].reshape(n, n)[...] += w * (amp @ amp.conj().T)
-        return buf
-
-    def _unpack(self, buf: np.ndarray) -> BlockDensityMatrix:
-        """rho_FM from the summed dense blocks."""
-        blocks = {}
-        for K, off in self._offsets.items():
-            n = self.model.layers.block(K).size
-            blocks[K] = buf[off:off + n * n].reshape(n, n).copy()
-        return BlockDensityMatrix.from_dense_blocks(self.model.layers, blocks)
-
-    def measure(self, index: int = 0, flags=(0, 0, 0)) -> tuple[dict, np.ndarray]:
+    def measure(self, index: int = 0, flags: Flags | None = None) -> tuple[dict, Flags]:
         """Observables of the ensemble at the current time (identical on every rank)
         and the flags summed over the ranks; rank 0 measures while the others wait.
         Observables None: the stop flag interrupted rank 0's measurement (kept in
         ``_unfinished``)."""
-        from mpi4py import MPI
-        small = self._small(flags)
-        self.world.Allreduce(MPI.IN_PLACE, small)
-        scal = small[SCALARS][:3]
-        if self._offsets is not None:
-            blocks = self._gram_blocks()
-            self.world.Reduce(MPI.IN_PLACE if self.world.rank == 0 else blocks, blocks, root=0)
-            rho = self._unpack(blocks) if self.world.rank == 0 else None
-        else:
-            rho = FactorGather(self.model.layers, list(self._parts()), self._heads, self.world, 0,
-                               buffered=False).wait()
-        obs = self._observe(rho, scal, index) if rho is not None else None
-        return self.world.bcast(obs, root=0), small[:N_FLAGS]
+        done = self.blocking.reduce(index, self._share(flags or Flags()))
+        obs = self._observe(done.rho, done.scalars[:3], index) if done.rho is not None else None
+        return self.world.bcast(obs, root=0), done.flags
 
-    def _post(self, index: int, flags) -> None:
-        """Send this rank's share of output time ``index`` without blocking: flags and
-        scalars to every rank, rho_FM's Gram blocks or factors to the measuring rank
-        index mod size.
-
-        Point-to-point messages only: a large one is read by the receiver alone
-        (shared-memory single copy), while a non-blocking collective would wait for
-        the other ranks to call into MPI, i.e. for the measuring rank to finish."""
-        comm, size, rank, root = self._comm, self.world.size, self.world.rank, index % self.world.size
-        small = self._small(flags)
-        smalls = np.empty((size, small.size))
-        smalls[rank] = small
-        requests = [comm.Isend(small, dest=r, tag=0) for r in range(size) if r != rank]
-        requests += [comm.Irecv(smalls[r], source=r, tag=0) for r in range(size) if r != rank]
-        blocks = transfer = None
-        if self._offsets is not None:
-            mine = self._gram_blocks()
-            if rank == root:
-                blocks = np.empty((size, mine.size), complex)
-                blocks[rank] = mine
-                requests += [comm.Irecv(blocks[r], source=r, tag=1) for r in range(size) if r != rank]
-            else:
-                blocks = mine
-                requests.append(comm.Isend(mine, dest=root, tag=1))
-        else:
-            transfer = FactorGather(self.model.layers, list(self._parts()), self._heads, self.world,
-                                    root, buffered=True)
-        self._pending.append((index, requests, (small, smalls, blocks), transfer))
-
-    def _complete(self) -> np.ndarray:
-        """Finish the oldest output time in flight; its measuring rank computes and
-        checks the observables. Returns the flags summed over the ranks.
+    def _measure_in_turn(self, done: Reduced) -> Flags:
+        """Measure and check an output time finished by the in-turn reduction on its
+        measuring rank; its summed flags.
 
         The reference values of the invariant checks come from the scalars of the
         first output time (identical on every rank), not from its observables."""
-        from mpi4py import MPI
-        index, requests, (_, smalls, blocks), transfer = self._pending.popleft()
-        MPI.Request.Waitall(requests)
-        rho = transfer.wait() if transfer is not None else None
-        total = smalls.sum(axis=0)     # the same order of terms on every rank
-        scal = total[SCALARS]
+        scal = done.scalars
         if self._first is None:
             self._first = {"energy": scal[1], "sz_total": scal[2] + scal[3]}
-        if index % self.world.size == self.world.rank:
-            rho = rho if rho is not None else self._unpack(blocks.sum(axis=0))
-            obs = self._observe(rho, scal[:3], index)
-            del rho
+        if done.rho is not None:
+            obs = self._observe(done.rho, scal[:3], done.index)
+            done.rho = None
             if obs is not None:
-                self._record(index, obs)
-        return total[:N_FLAGS]
+                self._record(done.index, obs)
+        return done.flags
+
+    def _output_time(self, n: int, flags: Flags) -> Flags:
+        """Reduce and measure output time ``n`` (in turn with ``overlap``: an earlier one
+        is finished, if any); the flags summed over the ranks of what was finished."""
+        if self.overlap:
+            self.in_turn.send(n, self._share(flags))
+            return (self._measure_in_turn(self.in_turn.finish_oldest())
+                    if len(self.in_turn.in_flight) > 1 else Flags())
+        obs, summed = self.measure(n, flags)
+        if obs is None:  # the stop flag interrupted rank 0's measurement
+            summed.stop = True
+        else:
+            self._first = self._first or obs
+            self.check_invariants(obs, self._first, n * self.cfg.time.dt_out)
+            if self.world.rank == 0:
+                self._records[n] = obs
+        return summed
 
     def _record(self, index: int, obs: dict) -> None:
         """Keep and check the observables this rank measured (in-turn measurement)."""
@@ -305,8 +240,8 @@ class Engine:
 
     def _drain(self) -> None:
         """Finish every output time in flight; raise on every rank if any rank's check failed."""
-        while self._pending:
-            self._complete()
+        while self.in_turn.in_flight:
+            self._measure_in_turn(self.in_turn.finish_oldest())
         if self.world.allreduce(int(self._failure is not None)):
             raise self._failure or InvariantError("an invariant drifted (reported by another rank)")
 
@@ -403,31 +338,20 @@ class Engine:
                 self.step()
                 self.seconds["propagation"] += wallclock.monotonic() - t_step
             t_obs = wallclock.monotonic()
-            flags = np.zeros(N_FLAGS)
-            flags[STOP] = stop is not None and stop.raised is not None
-            flags[DUE] = checkpointer is not None and t_obs - last_ckpt > checkpointer.interval
-            flags[FAILED] = self._failure is not None
-            if self.overlap:
-                self._post(n, flags)
-                summed = self._complete() if len(self._pending) > 1 else np.zeros(N_FLAGS)
-            else:
-                obs, summed = self.measure(n, flags)
-                if obs is None:  # the stop flag interrupted rank 0's measurement
-                    summed[STOP] = 1
-                else:
-                    self._first = self._first or obs
-                    self.check_invariants(obs, self._first, n * dt)
-                    if self.world.rank == 0:
-                        self._records[n] = obs
+            flags = Flags(stop=stop is not None and stop.raised is not None,
+                          checkpoint_due=(checkpointer is not None
+                                          and t_obs - last_ckpt > checkpointer.interval),
+                          failed=self._failure is not None)
+            summed = self._output_time(n, flags)
             self.seconds["observables"] += wallclock.monotonic() - t_obs
             progress.update(n, start)
-            if summed[FAILED]:
+            if summed.failed:
                 self._drain()  # raises on every rank
-            if checkpointer is not None and n < n_out and (summed[STOP] or summed[DUE]):
+            if checkpointer is not None and n < n_out and (summed.stop or summed.checkpoint_due):
                 self._drain()
                 self._save(checkpointer, n)
                 last_ckpt = wallclock.monotonic()
-                if summed[STOP]:
+                if summed.stop:
                     raise Interrupted(f"spinvalve: signal received, checkpoint written at "
                                       f"t = {n * dt} fs; rerun the same command to resume")
         t_obs = wallclock.monotonic()
