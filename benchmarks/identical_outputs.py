@@ -58,8 +58,8 @@ JOBS = {
 }
 
 #: attributes that differ between identical runs
-VOLATILE = ("propagation_seconds", "observables_seconds", "history", "git_revision", "created",
-            "hostname", "wall_seconds", "seconds")
+VOLATILE = ("propagation_seconds", "observables_seconds", "wallclock_seconds",
+            "trajectory_seconds_rank0", "wall_time_s", "history", "git_revision")
 MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
            "OMPI_MCA_rmaps_base_oversubscribe": "1"}
 

@@ -35,6 +35,7 @@ from .io import provenance, write_dataset
 from .propagate import make_propagator
 from .entanglement import BlockProgress, MeasurementInterrupted
 from .reduced import DENSE_LIMIT, BlockDensityMatrix
+from .schema import variable
 from .basis import Sector
 from .checkpoint import Checkpointer, StopFlag
 from .errors import Interrupted, InvariantError, LaunchError
@@ -53,6 +54,13 @@ class MemberState:
     @property
     def local(self) -> np.ndarray:
         return self.vec.array.reshape(self.shell.local_shape)
+
+
+#: the observables of a closed-system file, in file order
+OBSERVABLES = ("electron_spin", "spin_expectation", "entropy_p", "entropy_a", "entropy_pa",
+               "mutual_information", "log_negativity", "trace_norm_by_imbalance",
+               "magnon_probability", "w_state_probability", "qfi_bound", "qfi_exact", "norm",
+               "sz_total", "energy", "trace_rho", "hermiticity_error")
 
 
 def _max_op():
@@ -384,44 +392,23 @@ class Engine:
         N = model.n_spins
         qs = sorted({q for r in records for q in r["negativity_by_imbalance"]})
         stack = lambda key: np.array([r[key] for r in records])
-        tdim = ("time",)
+        trace_norms = np.array([[r["negativity_by_imbalance"].get(q, 0.0) for q in qs]
+                                for r in records]).reshape(len(times), len(qs))
+        shaped = {"spin_expectation": stack("spin_expectation").reshape(len(times), N, 3),
+                  "trace_norm_by_imbalance": trace_norms}
         ds = xr.Dataset(
-            {
-                "electron_spin": (("time", "component"), stack("electron_spin"),
-                                  {"units": "1", "long_name": "electron spin <s_e> (Pauli), Eq. 23"}),
-                "spin_expectation": (("time", "spin", "component"), stack("spin_expectation").reshape(len(times), N, 3),
-                                     {"units": "1", "long_name": "localized spin <S_i> (Pauli)"}),
-                "entropy_p": (tdim, stack("entropy_p"), {"units": "1", "long_name": "von Neumann entropy of FM_p (natural log, nats)"}),
-                "entropy_a": (tdim, stack("entropy_a"), {"units": "1", "long_name": "von Neumann entropy of FM_a (natural log, nats)"}),
-                "entropy_pa": (tdim, stack("entropy_pa"), {"units": "1", "long_name": "von Neumann entropy of FM_p u FM_a (natural log, nats)"}),
-                "mutual_information": (tdim, stack("mutual_information"), {"units": "1", "long_name": "mutual information I(FM_p|FM_a), Eq. 5 (nats)"}),
-                "log_negativity": (tdim, stack("log_negativity"), {"units": "1", "long_name": "mutual logarithmic negativity E_N, Eq. 2"}),
-                "trace_norm_by_imbalance": (("time", "charge_imbalance"),
-                                            np.array([[r["negativity_by_imbalance"].get(q, 0.0) for q in qs] for r in records]).reshape(len(times), len(qs)),
-                                            {"units": "1", "long_name": "trace norm of the charge-imbalance block of rho_FM^{T_a}"}),
-                "magnon_probability": (("time", "magnons"), stack("magnon_probability"),
-                                       {"units": "1", "long_name": "probability of m flipped spins, Eq. 25"}),
-                "w_state_probability": (tdim, stack("w_state_probability"), {"units": "1", "long_name": "W-state weight <W|rho_FM|W>"}),
-                "qfi_bound": (("time", "k"), stack("qfi_bound"), {"units": "1", "long_name": "QFI density bound f_Q, Eq. 29"}),
-                "qfi_exact": (("time", "k"), stack("qfi_exact"), {"units": "1", "long_name": "exact mixed-state QFI density"}),
-                "norm": (tdim, stack("norm"), {"units": "1", "long_name": "norm of the ensemble state"}),
-                "sz_total": (tdim, stack("sz_total"), {"units": "1", "long_name": "total S^z (Pauli), Eq. 28"}),
-                "energy": (tdim, stack("energy"), {"units": "eV", "long_name": "energy <H>"}),
-                "trace_rho": (tdim, stack("trace_rho"), {"units": "1", "long_name": "trace of rho_FM"}),
-                "hermiticity_error": (tdim, stack("hermiticity_error"), {"units": "1", "long_name": "max |rho_FM - rho_FM^dag|"}),
-            },
+            {name: variable("closed", name, shaped[name] if name in shaped else stack(name))
+             for name in OBSERVABLES},
             coords={
-                "time": ("time", times, {"units": "fs", "long_name": "time"}),
-                "spin": ("spin", np.arange(N), {"units": "1", "long_name": "localized spin index (FM_p first)"}),
-                "site": ("spin", np.array(model.spin_sites, dtype=int), {"units": "1", "long_name": "chain site (0-based)"}),
-                "layer": ("spin", np.array(["p"] * model.n_p + ["a"] * model.n_a, dtype=object),
-                          {"long_name": "layer (p: FM_p, a: FM_a)"}),
-                "component": ("component", np.array(["x", "y", "z"], dtype=object),
-                              {"long_name": "spin component"}),
-                "magnons": ("magnons", np.arange(N + 1), {"units": "1", "long_name": "number of flipped spins m"}),
-                "k": ("k", np.array(cfg.observables.k_values), {"units": "1", "long_name": "momentum transfer k (radians per lattice site)"}),
-                "charge_imbalance": ("charge_imbalance", np.array(qs, dtype=int),
-                                     {"units": "1", "long_name": "k_p - k_a' of the rho^{T_a} block"}),
+                "time": variable("closed", "time", times),
+                "spin": variable("closed", "spin", np.arange(N)),
+                "site": variable("closed", "site", np.array(model.spin_sites, dtype=int)),
+                "layer": variable("closed", "layer",
+                                  np.array(["p"] * model.n_p + ["a"] * model.n_a, dtype=object)),
+                "component": variable("closed", "component", np.array(["x", "y", "z"], dtype=object)),
+                "magnons": variable("closed", "magnons", np.arange(N + 1)),
+                "k": variable("closed", "k", np.array(cfg.observables.k_values)),
+                "charge_imbalance": variable("closed", "charge_imbalance", np.array(qs, dtype=int)),
             },
             attrs={
                 "n_members": len(self.ensemble.members),
@@ -468,12 +455,7 @@ def check_resources(cfg: JobConfig) -> None:
 def with_geometry(ds: xr.Dataset, cfg: JobConfig) -> xr.Dataset:
     """Record the whole chain and its chain-end reflection time (every family's output)."""
     geo = cfg.geometry
-    ds["reflection_time"] = ((), geo.reflection_time, {
-        "units": "fs",
-        "long_name": "earliest time at which amplitude reflected by a chain end can reach a layer",
-        "comment": "spinvalve.geometry.reflection_time: paths at the largest group velocity "
-                   "2 gamma / hbar from the electron cloud's front; later, the finite chain's "
-                   "ends, not the device, can change the observables"})
+    ds["reflection_time"] = variable("every", "reflection_time", geo.reflection_time)
     ds.attrs.update(chain_sites=geo.n_sites, lead_sites_left=geo.lead_left,
                     lead_sites_right=geo.lead_right)
     return ds
