@@ -35,7 +35,8 @@ from tenpy.tools.optimization import OptimizationFlag, temporary_level
 from .. import HBAR
 from ..checkpoint import Checkpointer
 from ..config import JobConfig
-from ..errors import ConfigError, ConvergenceError, Interrupted, InvariantError
+from ..driver import interrupted
+from ..errors import ConfigError, ConvergenceError, InvariantError
 from ..progress import Progress
 from ..schema import variable
 from .model import ChainSpec, SpinValveChain
@@ -239,8 +240,7 @@ def _run(cfg: JobConfig, n_sub: int, progress, checkpointer, stop, log) -> xr.Da
                                   "resume_data": engine.get_resume_data()}, [])
             last_ckpt = _time.perf_counter()
             if stopped:
-                raise Interrupted(f"spinvalve: signal received, checkpoint written at "
-                                  f"t = {t_fs} fs; rerun the same command to resume")
+                raise interrupted(t_fs)
     wall = wall_before + _time.perf_counter() - wall0
     return _dataset(cfg, spec, records, e_gs, wall)
 
