@@ -9,7 +9,9 @@ The families share names whose meaning differs (``norm``: of the ensemble state,
 the trajectory-averaged state or the MPS), so each has its own table. ``site``
 is the chain site of each localized spin (dimension ``spin``) in the closed and
 bath files; a tDMRG file also has per-site profiles and names the chain site
-``site`` (its own dimension) and the spins' sites ``spin_site``.
+``site`` (its own dimension) and the spins' sites ``spin_site``. The figure files'
+description check (:mod:`spinvalve.figures.aggregate`) still asks only for units and
+long_name on every variable; it does not look names up here.
 """
 
 from __future__ import annotations
