@@ -196,13 +196,13 @@ def engine(cfg, mode: str) -> Engine:
     ``blocking`` (dense blocks, rank 0 measures every time), ``factors`` (rank 0
     gathers the Gram factors: the path of large sectors) or ``factors-overlap``
     (Gram factors gathered without blocking, measured in turn)."""
-    import spinvalve.simulate as simulate
-    limit = simulate.DENSE_LIMIT
-    simulate.DENSE_LIMIT = 0 if mode.startswith("factors") else limit
+    import spinvalve.closed_system as closed_system
+    limit = closed_system.DENSE_LIMIT
+    closed_system.DENSE_LIMIT = 0 if mode.startswith("factors") else limit
     try:
         eng = Engine(cfg)
     finally:
-        simulate.DENSE_LIMIT = limit
+        closed_system.DENSE_LIMIT = limit
     eng.overlap = mode.endswith("overlap")
     return eng
 
@@ -224,17 +224,17 @@ class FailsAt3fs(Engine):
 
     def check_invariants(self, obs, first, t):
         if t >= 3.0:
-            from spinvalve.simulate import InvariantError
+            from spinvalve.errors import InvariantError
             raise InvariantError(f"test drift at t = {t:g} fs")
 
 
 def test_failure_of_an_overlapped_measurement_stops_the_run():
-    from spinvalve.simulate import InvariantError
+    from spinvalve.errors import InvariantError
     eng = FailsAt3fs(gibbs_config())
     assert eng.overlap
     with pytest.raises(InvariantError, match="t = 3 fs"):
         eng.run(log=None)
-    assert not eng._pending
+    assert not eng.in_turn.in_flight
 
 
 MPI_SCRIPT = """
@@ -243,7 +243,7 @@ import numpy as np
 from mpi4py import MPI
 sys.path.insert(0, {tests!r})
 from test_engine import MODES, FailsAt3fs, engine, gibbs_config, small_config
-from spinvalve.simulate import InvariantError
+from spinvalve.errors import InvariantError
 world = MPI.COMM_WORLD
 one = {{"parallel": {{"ranks_per_member": 1}}}}
 runs = {{mode: engine(gibbs_config(**one), mode).run(log=None) for mode in MODES}}
@@ -302,5 +302,5 @@ def test_large_blocks_are_gathered_as_factors():
     """5+5 spins on 36 sites: the K = 5 block (252 configurations) is larger than its
     factor is wide, so rho_FM travels as Gram factors; on one rank nothing is overlapped."""
     eng = Engine(small_config(5, 5, L=36, p0=12, t_end=1.0))
-    assert eng._offsets is None and not eng.overlap
+    assert eng.dense is None and not eng.overlap
     assert 0 < eng.factor_gb < eng.cfg.parallel.overlap_limit_gb

@@ -31,25 +31,11 @@ import xarray as xr
 from .. import HBAR
 from .. import dense
 from ..errors import CombineError, InvariantError
+from ..schema import BAND_PERCENTILES, variable
 
 N_BATCHES = 20
 N_BOOTSTRAP = 200
 BATCH_BYTES = 512 * 2 ** 20
-BAND_PERCENTILES = (2.5, 97.5)
-
-LONG_NAMES = {
-    "entropy_p": ("1", "von Neumann entropy of FM_p (natural log, nats)"),
-    "entropy_a": ("1", "von Neumann entropy of FM_a (natural log, nats)"),
-    "entropy_pa": ("1", "von Neumann entropy of FM_p u FM_a (natural log, nats)"),
-    "mutual_information": ("1", "mutual information I(FM_p|FM_a), Eq. 5 (nats)"),
-    "log_negativity": ("1", "mutual logarithmic negativity E_N, Eq. 2"),
-    "w_state_probability": ("1", "W-state weight <W|rho_FM|W>"),
-    "magnon_probability": ("1", "probability of m flipped spins, Eq. 25"),
-    "qfi_bound": ("1", "QFI density bound f_Q, Eq. 29"),
-    "qfi_exact": ("1", "exact mixed-state QFI density"),
-}
-EXTRA_DIMS = {"magnon_probability": ("magnons",), "qfi_bound": ("k",), "qfi_exact": ("k",)}
-
 
 def band_time_indices(n_times: int, n_spins: int, n_batches: int = N_BATCHES,
                       budget: int = BATCH_BYTES) -> np.ndarray:
@@ -248,58 +234,47 @@ def to_dataset(sums: TrajectorySums, meta: dict, n_boot: int = N_BOOTSTRAP,
     elif bands is False:
         n_boot = 0
 
-    tdim = ("time",)
     data = {
-        "electron_spin": (("time", "component"), arr["electron_spin"],
-                          {"units": "1", "long_name": "electron spin <s_e> (Pauli), Eq. 23"}),
-        "spin_expectation": (("time", "spin", "component"), arr["spin_expectation"].reshape(len(times), N, 3),
-                             {"units": "1", "long_name": "localized spin <S_i> (Pauli)"}),
-        "norm": (tdim, arr["norm"], {"units": "1", "long_name": "trace of the trajectory-averaged state"}),
-        "sz_total": (tdim, sz_total, {"units": "1", "long_name": "total S^z (Pauli), not conserved with baths"}),
-        "energy": (tdim, sums.energy / n, {"units": "eV", "long_name": "energy <H> (trajectory average)"}),
-        "trace_rho": (tdim, arr["trace_rho"], {"units": "1", "long_name": "trace of rho_FM"}),
-        "hermiticity_error": (tdim, arr["hermiticity_error"], {"units": "1", "long_name": "max |rho_FM - rho_FM^dag|"}),
+        "electron_spin": variable("bath", "electron_spin", arr["electron_spin"]),
+        "spin_expectation": variable("bath", "spin_expectation",
+                                     arr["spin_expectation"].reshape(len(times), N, 3)),
+        "norm": variable("bath", "norm", arr["norm"]),
+        "sz_total": variable("bath", "sz_total", sz_total),
+        "energy": variable("bath", "energy", sums.energy / n),
+        "trace_rho": variable("bath", "trace_rho", arr["trace_rho"]),
+        "hermiticity_error": variable("bath", "hermiticity_error", arr["hermiticity_error"]),
     }
     for k in dense.DERIVED:
-        dims = ("time", *EXTRA_DIMS.get(k, ()))
-        units, long_name = LONG_NAMES[k]
         central = arr[k]
-        data[k] = (dims, central, {"units": units, "long_name": long_name})
+        data[k] = variable("bath", k, central)
         if not n_boot:
             continue
         lo, hi = _interpolate_band(times, sums.band_idx, central, *bands[k])
-        data[f"{k}_lower"] = (dims, lo, {"units": units, "long_name": f"{long_name}: lower end of the "
-                                         f"{BAND_PERCENTILES[1] - BAND_PERCENTILES[0]:g}% bootstrap band"})
-        data[f"{k}_upper"] = (dims, hi, {"units": units, "long_name": f"{long_name}: upper end of the "
-                                         f"{BAND_PERCENTILES[1] - BAND_PERCENTILES[0]:g}% bootstrap band"})
-    cfg_dims = ("time", "config_row", "config_col")
+        data[f"{k}_lower"] = variable("bath", f"{k}_lower", lo)
+        data[f"{k}_upper"] = variable("bath", f"{k}_upper", hi)
     data.update({
-        "rho_fm_sum_real": (cfg_dims, sums.rho.real, {"units": "1", "long_name": "rho_FM summed over trajectories (real part), bit basis c_p + 2^n_p c_a"}),
-        "rho_fm_sum_imag": (cfg_dims, sums.rho.imag, {"units": "1", "long_name": "rho_FM summed over trajectories (imaginary part)"}),
-        "rho_e_sum_real": (("time", "e_row", "e_col"), sums.rho_e.real, {"units": "1", "long_name": "electron-spin rho summed over trajectories (real part), index 0 = up"}),
-        "rho_e_sum_imag": (("time", "e_row", "e_col"), sums.rho_e.imag, {"units": "1", "long_name": "electron-spin rho summed over trajectories (imaginary part)"}),
-        "energy_sum": (tdim, sums.energy, {"units": "eV", "long_name": "<H> summed over trajectories"}),
-        "rho_fm_batch_packed": (("trajectory_batch", "band_time", "config_row", "config_col"),
-                                sums.batch.astype(np.float32),
-                                {"units": "1", "long_name": "rho_FM summed per trajectory batch (i % n_batches) at "
-                                 "band times, packed: Re on/above the diagonal, Im below"}),
-        "batch_count": (("trajectory_batch",), sums.batch_count, {"units": "1", "long_name": "trajectories per batch"}),
-        "trajectory_index": (("trajectory",), np.array(sums.indices, dtype=np.int64),
-                             {"units": "1", "long_name": "indices of the trajectories in the sums"}),
+        "rho_fm_sum_real": variable("bath", "rho_fm_sum_real", sums.rho.real),
+        "rho_fm_sum_imag": variable("bath", "rho_fm_sum_imag", sums.rho.imag),
+        "rho_e_sum_real": variable("bath", "rho_e_sum_real", sums.rho_e.real),
+        "rho_e_sum_imag": variable("bath", "rho_e_sum_imag", sums.rho_e.imag),
+        "energy_sum": variable("bath", "energy_sum", sums.energy),
+        "rho_fm_batch_packed": variable("bath", "rho_fm_batch_packed", sums.batch.astype(np.float32)),
+        "batch_count": variable("bath", "batch_count", sums.batch_count),
+        "trajectory_index": variable("bath", "trajectory_index", np.array(sums.indices, dtype=np.int64)),
     })
     D = 1 << N
     ds = xr.Dataset(data, coords={
-        "time": ("time", times, {"units": "fs", "long_name": "time"}),
-        "spin": ("spin", np.arange(N), {"long_name": "localized spin index (FM_p first)"}),
-        "site": ("spin", positions.astype(int), {"long_name": "chain site (0-based)"}),
-        "layer": ("spin", np.array(["p"] * n_p + ["a"] * n_a, dtype=object)),
-        "component": ("component", np.array(["x", "y", "z"], dtype=object)),
-        "magnons": ("magnons", np.arange(N + 1), {"long_name": "number of flipped spins m"}),
-        "k": ("k", k_values, {"units": "1", "long_name": "momentum transfer k (radians per lattice site)"}),
-        "config_row": ("config_row", np.arange(D), {"long_name": "localized configuration c_p + 2^n_p c_a (bit set: up)"}),
-        "config_col": ("config_col", np.arange(D), {"long_name": "localized configuration c_p + 2^n_p c_a (bit set: up)"}),
-        "band_time": ("band_time", times[sums.band_idx], {"units": "fs", "long_name": "times of the stored batch sums"}),
-        "trajectory_batch": ("trajectory_batch", np.arange(N_BATCHES), {"long_name": "batch = trajectory index mod n_batches"}),
+        "time": variable("bath", "time", times),
+        "spin": variable("bath", "spin", np.arange(N)),
+        "site": variable("bath", "site", positions.astype(int)),
+        "layer": variable("bath", "layer", np.array(["p"] * n_p + ["a"] * n_a, dtype=object)),
+        "component": variable("bath", "component", np.array(["x", "y", "z"], dtype=object)),
+        "magnons": variable("bath", "magnons", np.arange(N + 1)),
+        "k": variable("bath", "k", k_values),
+        "config_row": variable("bath", "config_row", np.arange(D)),
+        "config_col": variable("bath", "config_col", np.arange(D)),
+        "band_time": variable("bath", "band_time", times[sums.band_idx]),
+        "trajectory_batch": variable("bath", "trajectory_batch", np.arange(N_BATCHES)),
     }, attrs={
         "n_trajectories": n,
         "seed": int(meta["seed"]),

@@ -52,6 +52,7 @@ from ..config import ConfigError, JobConfig, Trajectories
 from ..ensemble import packet
 from ..hamiltonian import HamiltonianShell, Model
 from ..propagate import PropagationError
+from ..schema import variable
 from .bands import (N_BATCHES, TrajectorySums, band_time_indices, bootstrap_bands, pack_hermitian,
                     to_dataset)
 from .ule import JumpOperators, jump_operators
@@ -481,7 +482,7 @@ def run_open(cfg: JobConfig, world=None, log=sys.stderr, checkpointer=None, stop
     if world.rank != 0:
         return None
     ds = to_dataset(sums, meta, bands=bands if tr.bands else False)
-    ds["jumps_per_spin"] = (("spin",), jumps, {"units": "1", "long_name": "quantum jumps of L_i, all trajectories"})
+    ds["jumps_per_spin"] = variable("bath", "jumps_per_spin", jumps)
     ds.attrs.update({
         "integrator": "chebyshev (non-Hermitian, H_eff)",
         "bath_jump_operators": cfg.bath.jump_operators,

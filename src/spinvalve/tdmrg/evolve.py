@@ -35,8 +35,10 @@ from tenpy.tools.optimization import OptimizationFlag, temporary_level
 from .. import HBAR
 from ..checkpoint import Checkpointer
 from ..config import JobConfig
-from ..errors import ConfigError, ConvergenceError, Interrupted, InvariantError
+from ..driver import interrupted
+from ..errors import ConfigError, ConvergenceError, InvariantError
 from ..progress import Progress
+from ..schema import variable
 from .model import ChainSpec, SpinValveChain
 
 __all__ = ["run_tdmrg", "step_fs", "steps_per_output", "ConvergenceError", "InvariantError"]
@@ -238,8 +240,7 @@ def _run(cfg: JobConfig, n_sub: int, progress, checkpointer, stop, log) -> xr.Da
                                   "resume_data": engine.get_resume_data()}, [])
             last_ckpt = _time.perf_counter()
             if stopped:
-                raise Interrupted(f"spinvalve: signal received, checkpoint written at "
-                                  f"t = {t_fs} fs; rerun the same command to resume")
+                raise interrupted(t_fs)
     wall = wall_before + _time.perf_counter() - wall0
     return _dataset(cfg, spec, records, e_gs, wall)
 
@@ -269,41 +270,26 @@ def _dataset(cfg: JobConfig, spec: ChainSpec, records: list[dict], e_gs: float,
     me = cfg.multi_electron
     ds = xr.Dataset(
         data_vars={
-            "spin_expectation": (("time", "spin", "component"), spin, {
-                "units": "1", "long_name": "localized spin <S_i> (Pauli)",
-                "note": "x and y vanish identically: the state is an S^z_tot eigenstate"}),
-            "density": (("time", "site"), np.array([r["density"] for r in records]), {
-                "units": "1", "long_name": "electron density <n_i>"}),
-            "electron_spin_density": (("time", "site"),
-                                      np.array([r["s_e"] for r in records]), {
-                "units": "1", "long_name": "electron spin density <s^z_i> (Pauli)"}),
-            "entropy_half": (("time",), col("entropy"), {
-                "units": "1", "long_name": "half-chain von Neumann entropy S_half (natural log, nats)",
-                "cut": f"after chain site {spec.cut_bond - 1} (0-based)"}),
-            "bond_dimension": (("time",), col("chi").astype(np.int64), {
-                "units": "1", "long_name": "largest MPS bond dimension"}),
-            "truncation_error": (("time",), col("trunc_err"), {
-                "units": "1", "long_name": "accumulated truncation error"}),
-            "energy": (("time",), col("energy"), {
-                "units": "eV", "long_name": "energy <H> (t > 0 Hamiltonian)"}),
-            "norm": (("time",), col("norm"), {"units": "1", "long_name": "norm of the MPS"}),
-            "n_electrons_total": (("time",), col("n_total"), {
-                "units": "1", "long_name": "total electron number"}),
-            "sz_total": (("time",), col("sz_total"), {
-                "units": "1", "long_name": "total S^z, electrons plus localized spins (Pauli)"}),
+            "spin_expectation": variable("tdmrg", "spin_expectation", spin),
+            "density": variable("tdmrg", "density", np.array([r["density"] for r in records])),
+            "electron_spin_density": variable("tdmrg", "electron_spin_density",
+                                              np.array([r["s_e"] for r in records])),
+            "entropy_half": variable("tdmrg", "entropy_half", col("entropy"),
+                                     cut=f"after chain site {spec.cut_bond - 1} (0-based)"),
+            "bond_dimension": variable("tdmrg", "bond_dimension", col("chi").astype(np.int64)),
+            "truncation_error": variable("tdmrg", "truncation_error", col("trunc_err")),
+            "energy": variable("tdmrg", "energy", col("energy")),
+            "norm": variable("tdmrg", "norm", col("norm")),
+            "n_electrons_total": variable("tdmrg", "n_electrons_total", col("n_total")),
+            "sz_total": variable("tdmrg", "sz_total", col("sz_total")),
         },
         coords={
-            "time": ("time", times, {"units": "fs", "long_name": "time"}),
-            "spin": ("spin", np.arange(n_spin), {"units": "1",
-                                                   "long_name": "localized spin index"}),
-            "spin_site": ("spin", np.array(spec.spin_sites, dtype=np.int64), {
-                "units": "1", "long_name": "chain site of the localized spin (0-based)"}),
-            "layer": ("spin", np.array(spec.spin_layers, dtype=str), {
-                "units": "1", "long_name": "layer (p: polarizer, a: analyzer)"}),
-            "component": ("component", np.array(["x", "y", "z"]), {
-                "units": "1", "long_name": "spin component"}),
-            "site": ("site", np.arange(spec.n_sites), {
-                "units": "1", "long_name": "chain site (0-based)"}),
+            "time": variable("tdmrg", "time", times),
+            "spin": variable("tdmrg", "spin", np.arange(n_spin)),
+            "spin_site": variable("tdmrg", "spin_site", np.array(spec.spin_sites, dtype=np.int64)),
+            "layer": variable("tdmrg", "layer", np.array(spec.spin_layers, dtype=str)),
+            "component": variable("tdmrg", "component", np.array(["x", "y", "z"])),
+            "site": variable("tdmrg", "site", np.arange(spec.n_sites)),
         },
         attrs={
             "engine": f"tdmrg-{me.method}",
