@@ -46,6 +46,22 @@ class StopAfter:
         return self.sig if self.n < 0 else None
 
 
+def dense_matrix(shell):
+    """H of a :class:`spinvalve.hamiltonian.HamiltonianShell`, column by column from its
+    matrix-free apply (small sectors only)."""
+    import numpy as np
+    n = shell.local_size
+    H = np.empty((n, n), complex)
+    e = np.zeros(shell.local_shape, complex)
+    out = np.empty_like(e)
+    for col in range(n):
+        e.flat[col] = 1
+        shell.apply(e, out)
+        H[:, col] = out.ravel()
+        e.flat[col] = 0
+    return H
+
+
 @pytest.fixture
 def cli():
     return run_cli

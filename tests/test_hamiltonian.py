@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import dense_matrix
 from mpi4py import MPI
 
 import reference as ref
@@ -20,19 +21,6 @@ def model_of(n_p, n_a, p0, spacer, L, **couplings):
                        "fm_p_start": p0, "spacer": spacer}, "pulse": {"x0": 2.0},
                        **({"couplings": couplings} if couplings else {})})
     return Model.from_config(cfg)
-
-
-def dense_from_shell(shell: HamiltonianShell) -> np.ndarray:
-    n = shell.local_size
-    H = np.empty((n, n), complex)
-    e = np.zeros(shell.local_shape, complex)
-    out = np.empty_like(e)
-    for col in range(n):
-        e.flat[col] = 1
-        shell.apply(e, out)
-        H[:, col] = out.ravel()
-        e.flat[col] = 0
-    return H
 
 
 def reference_indices(space: SpinSpace, n_p: int, n_a: int, L: int) -> np.ndarray:
@@ -62,7 +50,7 @@ def test_shell_equals_the_reference_hamiltonian_on_every_sector(n_p, n_a, p0, sp
     for M in range(-N - 1, N + 2, 2):
         shell = HamiltonianShell(model, Sector(model.layers, M), MPI.COMM_SELF)
         idx = reference_indices(shell.sector, n_p, n_a, L)
-        H = dense_from_shell(shell)
+        H = dense_matrix(shell)
         np.testing.assert_allclose(H, H_ref[np.ix_(idx, idx)], atol=1e-13)
         np.testing.assert_allclose(H, H.conj().T, atol=1e-14)          # Hermitian
         # S^z_tot conservation: the reference H maps the sector into itself
@@ -76,7 +64,7 @@ def test_full_spin_space_shell_and_sector_labels():
     n_p, n_a, p0, spacer, L = 2, 1, 2, 1, 7
     model = model_of(n_p, n_a, p0, spacer, L)
     shell = HamiltonianShell(model, SpinSpace.full(model.layers), MPI.COMM_SELF)
-    H = dense_from_shell(shell)
+    H = dense_matrix(shell)
     idx = reference_indices(shell.sector, n_p, n_a, L)
     H_ref = ref.build_hamiltonian(L, p0, n_p, spacer, n_a, gamma=model.hopping, j_sd=model.j_sd,
                                   j=model.j, jz_ratio=model.jz / model.j).toarray()

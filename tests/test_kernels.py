@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import dense_matrix
 from mpi4py import MPI
 
 from spinvalve import kernels
@@ -15,20 +16,6 @@ from spinvalve.hamiltonian import HamiltonianShell, Model
 from spinvalve.propagate import lanczos_bounds
 
 pytestmark = pytest.mark.skipif(not kernels.HAVE_NUMBA, reason="numba not available")
-
-
-def dense_matrix(shell: HamiltonianShell) -> np.ndarray:
-    """H column by column from the matrix-free apply (small spaces only)."""
-    n = shell.local_size
-    H = np.empty((n, n), complex)
-    e = np.zeros(shell.local_shape, complex)
-    out = np.empty_like(e)
-    for col in range(n):
-        e.flat[col] = 1
-        shell.apply(e, out)
-        H[:, col] = out.ravel()
-        e.flat[col] = 0
-    return H
 
 
 @pytest.mark.parametrize("n_p,n_a,M", [(4, 4, 1), (4, 4, -1), (3, 2, 2), (2, 0, -1), (0, 3, -2)])

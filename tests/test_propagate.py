@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import scipy.linalg as sla
+from conftest import dense_matrix
 from mpi4py import MPI
 from petsc4py import PETSc
 
@@ -48,16 +49,7 @@ def small_case(**numerics):
                        "spacer": 2}, "pulse": {"x0": 2.0}, "numerics": numerics})
     model = Model.from_config(cfg)
     shell = HamiltonianShell(model, Sector(model.layers, 0), MPI.COMM_SELF)   # 3 spins: M even
-    n = shell.local_size
-    H = np.empty((n, n), complex)
-    e = np.zeros(shell.local_shape, complex)
-    out = np.empty_like(e)
-    for col in range(n):
-        e.flat[col] = 1
-        shell.apply(e, out)
-        H[:, col] = out.ravel()
-        e.flat[col] = 0
-    return cfg, shell, H
+    return cfg, shell, dense_matrix(shell)
 
 
 @pytest.mark.parametrize("integrator,numerics,atol", [
