@@ -58,6 +58,8 @@ def draw(ds: xr.Dataset, unit: str = "fs"):
             ok = peak.notnull()
             b.plot(np.asarray(temps)[ok.values], peak.values[ok.values], "o-",
                    label=spins_label(n))
+        top = max((float(np.nanmax(line.get_ydata())) for line in b.lines), default=0.0)
+        b.set_ylim(bottom=-0.04 * top, top=1.15 * top if top > 0 else 1)   # room for the label
         b.legend(title="N/2 + N/2", fontsize=8)
     else:
         no_data(a, notes_text(ds))
