@@ -81,13 +81,24 @@ def job_of(wildcards):
     return JOBS[key]
 
 
+# A job's request, once per (job, attempt): every resource of its rule reads it, and the
+# cost model behind it loads the job config and sizes its sectors.
+_REQUESTS = {}
+
+
 def job_resources(wildcards, attempt=1):
-    return cluster.resources(config, wildcards.family, job_of(wildcards), attempt)
+    key = (wildcards.family, wildcards.params, attempt)
+    if key not in _REQUESTS:
+        _REQUESTS[key] = cluster.resources(config, wildcards.family, job_of(wildcards), attempt)
+    return _REQUESTS[key]
 
 
 def merge_resources(wildcards, attempt=1):
     merged = f"results/merged/bath/{wildcards.params}.nc"
-    return cluster.merge_resources(config, merged, BATH_GROUPS[merged], attempt)
+    key = ("merge", merged, attempt)
+    if key not in _REQUESTS:
+        _REQUESTS[key] = cluster.merge_resources(config, merged, BATH_GROUPS[merged], attempt)
+    return _REQUESTS[key]
 
 
 def site_resources(family=None, signal=True):

@@ -103,11 +103,6 @@ def sizing(config: Mapping) -> dict:
     return {**SIZING, **(config.get("sizing") or {})}
 
 
-def predicted_cost(config: Mapping, family: str, job: Job):
-    """spinvalve.cost.predict of one job at its ranks and BLAS threads (see :func:`resources`)."""
-    return _prediction(config, family, job)[1]
-
-
 def _prediction(config: Mapping, family: str, job: Job):
     from .. import cost
     user = user_resources(config, family, job)
@@ -137,11 +132,15 @@ def resources(config: Mapping, family: str, job: Job | None, attempt: int = 1) -
     ``threads``: BLAS threads per rank of an MPI job (its ``cpus_per_task``), the threads
     of a tDMRG job. A user-given runtime / mem_mb grows with the attempt too.
     """
-    from .. import cost
     if job is None:
         return {"ranks": 1, "threads": 1, "mem_mb": 2000, "runtime": 60, **user_resources(
             config, family, None)}
-    user, pred = _prediction(config, family, job)
+    return _request(config, family, *_prediction(config, family, job), attempt)
+
+
+def _request(config: Mapping, family: str, user: Mapping, pred, attempt: int) -> dict[str, int]:
+    """:func:`resources` from a job's user resources and its cost prediction."""
+    from .. import cost
     sz = sizing(config)
     req = cost.request(pred, safety=float(sz["safety"]), attempt=attempt,
                        min_runtime=_min_runtime(config, family), min_mem_mb=int(sz["min_mem_mb"]))
@@ -175,8 +174,8 @@ def plan(config: Mapping, jobs: Mapping[tuple[str, str], Job]) -> list[dict]:
     from .. import cost
     rows = []
     for (fam, params), job in sorted(jobs.items()):
-        pred = predicted_cost(config, fam, job)
-        res = resources(config, fam, job)
+        user, pred = _prediction(config, fam, job)
+        res = _request(config, fam, user, pred, 1)
         rows.append({"job": f"{fam}/{params}", "ranks": res["ranks"],
                      "cpus_per_task": res["threads"], "mem_mb": res["mem_mb"],
                      "runtime_min": res["runtime"], "startup_s": pred.startup_s,
