@@ -249,6 +249,10 @@ class Engine:
         """Finish every output time in flight; raise on every rank if any rank's check failed."""
         while self.in_turn.in_flight:
             self._measure_in_turn(self.in_turn.finish_oldest())
+        self._raise_any_failure()
+
+    def _raise_any_failure(self) -> None:
+        """Raise on every rank the invariant failure any rank recorded (collective)."""
         if self.world.allreduce(int(self.failure is not None)):
             raise self.failure or InvariantError("an invariant drifted (reported by another rank)")
 
@@ -283,8 +287,7 @@ class Engine:
                 self._record(index, obs)
         firsts = [f for f in self.world.allgather(self._first) if f is not None]
         self._first = firsts[0] if firsts else None
-        if self.world.allreduce(int(self.failure is not None)):
-            raise self.failure or InvariantError("an invariant drifted (reported by another rank)")
+        self._raise_any_failure()
         return saved.step
 
     #: True: every output time measured by the original block functions, the tested
